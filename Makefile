@@ -1,0 +1,22 @@
+# The two commands a new user needs. Both set up .venv on a fresh machine first.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: test demo clean-venv
+
+$(STAMP): setup.py
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+test: $(STAMP)
+	XLA_FLAGS=--xla_force_host_platform_device_count=8 $(PY) -m pytest -q -n 2 --dist loadfile tests
+
+demo: $(STAMP)
+	$(PY) tools/train.py --config configs/toy_demo.py
+
+clean-venv:
+	rm -rf $(VENV)

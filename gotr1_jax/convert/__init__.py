@@ -1,0 +1,1 @@
+"""PyTorch/HF <-> Flax weight conversion: one pattern->transform table per family."""

@@ -1,0 +1,1 @@
+"""Data: the chain format, ShapesWorld and tfds data sources."""

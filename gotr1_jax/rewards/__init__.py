@@ -1,0 +1,1 @@
+"""GoT-R1 rewards: judge prompts, answer parsing, layout canvas, IoU, combination."""

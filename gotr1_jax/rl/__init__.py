@@ -1,0 +1,1 @@
+"""GRPO: the pure loss and advantages, the rollout glue and the trainer loop."""

@@ -1,0 +1,1 @@
+"""Compiled samplers: autoregressive decoding with a preallocated KV cache (and CFG)."""

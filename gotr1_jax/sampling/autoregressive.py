@@ -1,0 +1,186 @@
+"""The compiled autoregressive sampler: prefill, then a `lax.while_loop` over tokens with a KV cache.
+
+Owns token selection (temperature, top-k, top-p, greedy, allowed vocabulary range, classifier-free
+guidance over paired rows), stop tokens with a finished mask, and the per-token log-probs of what it
+sampled. It knows nothing of a particular model: a `DecodeFns` supplies embed / trunk / head, so
+the same loop decodes text with an LM head and Janus image tokens with `gen_head`.
+
+One `jax.jit` trace per (rows, prompt bucket) shape: prompts are left-padded into length buckets
+(`gotr1_jax.sampling.buckets`), so prompts of different lengths in one bucket share the compile.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, NamedTuple, Optional
+
+import jax
+import jax.numpy as jnp
+
+from gotr1_jax.models.llm import positions_from_mask
+
+Array = jax.Array
+NEG_INF = -1e30
+
+
+@dataclasses.dataclass(frozen=True)
+class SamplingConfig:
+  """How tokens are chosen. With `cfg_weight`, rows are [conditional B; unconditional B]."""
+
+  max_new_tokens: int
+  temperature: float = 1.0
+  top_k: int = 0  # 0 = off
+  top_p: float = 1.0  # 1.0 = off
+  greedy: bool = False
+  stop_tokens: tuple[int, ...] = ()
+  pad_id: int = 0
+  allowed_vocab: Optional[tuple[int, int]] = None  # sample only ids in [lo, hi)
+  cfg_weight: Optional[float] = None  # logits = u + w (c - u)
+
+  def __post_init__(self):
+    if self.max_new_tokens < 1:
+      raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}.")
+    if not self.greedy and self.temperature <= 0:
+      raise ValueError("temperature must be > 0 (set greedy=True for argmax decoding).")
+    if not 0.0 < self.top_p <= 1.0:
+      raise ValueError(f"top_p must be in (0, 1], got {self.top_p}.")
+
+
+@dataclasses.dataclass(frozen=True)
+class DecodeFns:
+  """The model seen by the sampler; each function is pure in `params`.
+
+  embed(params, tokens [R, T]) -> [R, T, E]            prompt embeddings
+  step_embed(params, tokens [R, 1]) -> [R, 1, E]       embeddings of sampled tokens fed back
+  trunk(params, embeds, positions, key_mask, cache, write_index) -> (hidden [R, T, E], cache)
+  head(params, hidden [R, T, E]) -> logits [R, T, V]
+  init_cache(rows, length) -> cache pytree
+  """
+
+  embed: Callable[..., Array]
+  step_embed: Callable[..., Array]
+  trunk: Callable[..., tuple[Array, Any]]
+  head: Callable[..., Array]
+  init_cache: Callable[[int, int], Any]
+
+
+class SampleOutput(NamedTuple):
+  tokens: Array  # [B, max_new_tokens], pad_id after a row finished
+  logps: Array  # [B, max_new_tokens] log-prob of each sampled token under the sampling distribution
+  lengths: Array  # [B] generated tokens including the stop token
+  finished: Array  # [B] True where a stop token was sampled
+
+
+def filter_logits(logits: Array, config: SamplingConfig) -> Array:
+  """Temperature, allowed range, top-k and top-p applied to [B, V] fp32 logits."""
+  logits = logits.astype(jnp.float32)
+  if config.allowed_vocab is not None:
+    lo, hi = config.allowed_vocab
+    ids = jnp.arange(logits.shape[-1])
+    logits = jnp.where((ids >= lo) & (ids < hi), logits, NEG_INF)
+  if not config.greedy:
+    logits = logits / config.temperature
+  if config.top_k > 0:
+    kth = jax.lax.top_k(logits, config.top_k)[0][:, -1:]
+    logits = jnp.where(logits < kth, NEG_INF, logits)
+  if config.top_p < 1.0:
+    sorted_logits = jnp.sort(logits, axis=-1)[:, ::-1]
+    probs = jax.nn.softmax(sorted_logits, axis=-1)
+    # Keep the smallest prefix whose mass reaches top_p (the first token is always kept).
+    mass_before = jnp.cumsum(probs, axis=-1) - probs
+    cutoff_idx = jnp.sum(mass_before < config.top_p, axis=-1, keepdims=True) - 1
+    cutoff = jnp.take_along_axis(sorted_logits, cutoff_idx, axis=-1)
+    logits = jnp.where(logits < cutoff, NEG_INF, logits)
+  return logits
+
+
+def select_tokens(logits: Array, rng: Array, config: SamplingConfig) -> tuple[Array, Array]:
+  """Chooses one token per row from [B, V] logits; returns (tokens [B], logps [B])."""
+  logits = filter_logits(logits, config)
+  if config.greedy:
+    tokens = jnp.argmax(logits, axis=-1)
+  else:
+    tokens = jax.random.categorical(rng, logits, axis=-1)
+  logps = jnp.take_along_axis(jax.nn.log_softmax(logits, axis=-1), tokens[:, None], axis=-1)[:, 0]
+  return tokens.astype(jnp.int32), logps
+
+
+def guided_logits(logits: Array, config: SamplingConfig) -> Array:
+  """Classifier-free guidance: rows [cond; uncond] -> u + w (c - u) for the B conditional rows."""
+  if config.cfg_weight is None:
+    return logits
+  cond, uncond = jnp.split(logits.astype(jnp.float32), 2, axis=0)
+  return uncond + config.cfg_weight * (cond - uncond)
+
+
+class _LoopState(NamedTuple):
+  step: Array
+  cache: Any
+  key_mask: Array
+  logits: Array
+  positions: Array
+  tokens: Array
+  logps: Array
+  finished: Array
+  rng: Array
+
+
+class Sampler:
+  """Holds one jitted sampling function; it traces once per (rows, prompt bucket) shape."""
+
+  def __init__(self, fns: DecodeFns, config: SamplingConfig):
+    self.fns = fns
+    self.config = config
+    self.num_traces = 0  # incremented at trace time; tests read it to prove no recompiles
+    self._jitted = jax.jit(self._sample)
+
+  def __call__(self, params: Any, prompt_tokens: Array, prompt_mask: Array, rng: Array) -> SampleOutput:
+    """prompt_tokens/prompt_mask: [R, P] left-padded (R = 2B with CFG: cond rows then uncond)."""
+    if self.config.cfg_weight is not None and prompt_tokens.shape[0] % 2:
+      raise ValueError("With cfg_weight the batch must hold conditional then unconditional rows "
+                       f"(an even number), got {prompt_tokens.shape[0]} rows.")
+    return self._jitted(params, prompt_tokens, prompt_mask, rng)
+
+  def _sample(self, params, prompt_tokens, prompt_mask, rng) -> SampleOutput:
+    self.num_traces += 1
+    fns, config = self.fns, self.config
+    rows, prompt_len = prompt_tokens.shape
+    batch = rows // 2 if config.cfg_weight is not None else rows
+    total = prompt_len + config.max_new_tokens
+    key_mask = jnp.zeros((rows, total), jnp.int32).at[:, :prompt_len].set(prompt_mask.astype(jnp.int32))
+    positions = positions_from_mask(prompt_mask)
+    hidden, cache = fns.trunk(params, fns.embed(params, prompt_tokens), positions, key_mask,
+                              fns.init_cache(rows, total), 0)
+    logits = fns.head(params, hidden[:, -1:])[:, 0]
+    stop = jnp.asarray(config.stop_tokens or (-1,), jnp.int32)
+
+    def body(s: _LoopState) -> _LoopState:
+      rng, sub = jax.random.split(s.rng)
+      token, logp = select_tokens(guided_logits(s.logits, config), sub, config)
+      token = jnp.where(s.finished, config.pad_id, token)
+      logp = jnp.where(s.finished, 0.0, logp)
+      finished = s.finished | jnp.isin(token, stop)
+      tokens = s.tokens.at[:, s.step].set(token)
+      logps = s.logps.at[:, s.step].set(logp)
+      feed = jnp.concatenate([token, token]) if config.cfg_weight is not None else token
+      slot = prompt_len + s.step
+      key_mask = jax.lax.dynamic_update_slice_in_dim(s.key_mask, jnp.ones((rows, 1), jnp.int32), slot, 1)
+      pos = s.positions + 1
+      hidden, cache = fns.trunk(params, fns.step_embed(params, feed[:, None]), pos[:, None],
+                                key_mask, s.cache, slot)
+      logits = fns.head(params, hidden)[:, 0]
+      return _LoopState(s.step + 1, cache, key_mask, logits, pos, tokens, logps, finished, rng)
+
+    def cond(s: _LoopState) -> Array:
+      return (s.step < config.max_new_tokens) & ~jnp.all(s.finished)
+
+    init = _LoopState(
+        step=jnp.int32(0), cache=cache, key_mask=key_mask, logits=logits,
+        positions=positions[:, -1], rng=rng,
+        tokens=jnp.full((batch, config.max_new_tokens), config.pad_id, jnp.int32),
+        logps=jnp.zeros((batch, config.max_new_tokens), jnp.float32),
+        finished=jnp.zeros((batch,), bool))
+    out = jax.lax.while_loop(cond, body, init)
+    is_stop = jnp.isin(out.tokens, stop) & (jnp.arange(config.max_new_tokens)[None] < out.step)
+    first_stop = jnp.argmax(is_stop, axis=-1)
+    lengths = jnp.where(out.finished, first_stop + 1, out.step)
+    return SampleOutput(out.tokens, out.logps, lengths.astype(jnp.int32), out.finished)
