@@ -1,0 +1,130 @@
+"""Shared pieces of `configs/*.py` and the one validator of a run config.
+
+Owns the mesh presets (`data`, `fsdp`, `fsdp+tensor`), the logical-axis rule table, the GRPO /
+optimizer / LoRA / checkpoint defaults (GOT_R1_FACTS.md §5; unpublished values say so), parsing of
+the `--config file.py:key=value,...` argument, and `check_config`, which turns a wrong field into
+one clear error naming it. Config files say *what*; they are small functions of these pieces.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from ml_collections import ConfigDict
+
+MESH_PRESETS = {
+    "data": {"data": -1, "fsdp": 1, "tensor": 1},
+    "fsdp": {"data": 1, "fsdp": -1, "tensor": 1},
+    "fsdp+tensor": {"data": 1, "fsdp": -1, "tensor": 4},
+}
+
+# Logical axis -> mesh axes (MaxText style). A mesh axis already used by an earlier dimension of
+# the same array is skipped, so activations [batch, length, embed] put batch on data+fsdp and
+# leave embed replicated while params [embed, mlp] shard embed over fsdp.
+LOGICAL_AXIS_RULES = (
+    ("batch", ("data", "fsdp")),
+    ("length", None),
+    ("embed", "fsdp"),
+    ("vocab", "tensor"),
+    ("heads", "tensor"),
+    ("kv_heads", "tensor"),
+    ("head_dim", None),
+    ("mlp", "tensor"),
+    ("layers", None),
+    ("norm", None),
+    ("lora_rank", None),
+)
+
+
+def parse_arg(arg: str | None, **defaults: Any) -> ConfigDict:
+  """Parses big_vision-style 'key=value,key=value' config arguments over typed defaults."""
+  out = ConfigDict(defaults)
+  for item in filter(None, (arg or "").split(",")):
+    if "=" not in item:
+      raise ValueError(f"Config argument {item!r} must look like key=value (known keys: {sorted(defaults)}).")
+    key, value = item.split("=", 1)
+    if key not in defaults:
+      raise ValueError(f"Unknown config argument {key!r}; known: {sorted(defaults)}.")
+    kind = type(defaults[key])
+    out[key] = (value.lower() in ("1", "true", "yes")) if kind is bool else kind(value)
+  return out
+
+
+def mesh_config(preset: str) -> ConfigDict:
+  if preset not in MESH_PRESETS:
+    raise ValueError(f"Unknown mesh preset {preset!r}; choose one of {sorted(MESH_PRESETS)}.")
+  return ConfigDict(MESH_PRESETS[preset])
+
+
+def rl_defaults() -> ConfigDict:
+  """GRPO settings. Published by GoT-R1: group 16, 8 prompts, temperature 1.0, 1000 steps.
+  Not published (common defaults, chosen here): epsilon 0.2, beta 0.04, k3 KL, token-mean."""
+  return ConfigDict(dict(
+      steps=1000, prompts_per_step=8, group_size=16, num_iterations=1, minibatch_size=0,
+      epsilon=0.2, epsilon_high=None, beta=0.04, kl="k3", aggregation="token-mean",
+      advantage="grpo", temperature=1.0))
+
+
+def optimizer_defaults() -> ConfigDict:
+  """GoT-R1: lr 1e-5 cosine. AdamW betas/eps/wd follow GoT's training (0.9, 0.98, 1e-6, 0.05)."""
+  return ConfigDict(dict(name="adamw", lr=1e-5, warmup_steps=0, final_lr_ratio=0.0, b1=0.9,
+                         b2=0.98, eps=1e-6, weight_decay=0.05, max_grad_norm=1.0))
+
+
+def lora_defaults() -> ConfigDict:
+  """GoT-R1: LoRA rank 32, alpha 32 on q/k/v/o/gate/up/down."""
+  return ConfigDict(dict(enabled=True, rank=32, alpha=32.0,
+                         targets=(r"attn/(q|k|v|o)_proj", r"mlp/(gate|up|down)_proj")))
+
+
+def checkpoint_defaults() -> ConfigDict:
+  return ConfigDict(dict(every=50, keep=3, async_save=True))
+
+
+def base_config() -> ConfigDict:
+  """Everything but the task and model, with the paper's defaults."""
+  return ConfigDict(dict(
+      seed=0, mesh=mesh_config("data"), logical_axis_rules=LOGICAL_AXIS_RULES, rl=rl_defaults(),
+      optimizer=optimizer_defaults(), lora=lora_defaults(), checkpoint=checkpoint_defaults()))
+
+
+_CHOICES = {
+    "rl.kl": ("k1", "k2", "k3"),
+    "rl.aggregation": ("token-mean", "sequence-mean-token-mean", "token-sum-norm"),
+    "rl.advantage": ("grpo", "drgrpo", "rloo"),
+    "optimizer.name": ("adamw",),
+}
+_POSITIVE_INTS = ("rl.steps", "rl.prompts_per_step", "rl.group_size", "rl.num_iterations",
+                  "checkpoint.keep")
+_NON_NEGATIVE_NUMBERS = ("rl.epsilon", "rl.beta", "rl.temperature", "optimizer.lr",
+                         "optimizer.weight_decay", "optimizer.max_grad_norm")
+
+
+def _get(config: ConfigDict, dotted: str) -> Any:
+  node = config
+  for part in dotted.split("."):
+    if part not in node:
+      raise ValueError(f"Config field {dotted!r} is missing; start from gotr1_jax.config_lib.base_config().")
+    node = node[part]
+  return node
+
+
+def check_config(config: ConfigDict) -> None:
+  """Raises one ValueError naming the first wrong field and how to fix it."""
+  for field, allowed in _CHOICES.items():
+    if _get(config, field) not in allowed:
+      raise ValueError(f"config.{field}={_get(config, field)!r} must be one of {allowed}.")
+  for field in _POSITIVE_INTS:
+    v = _get(config, field)
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+      raise ValueError(f"config.{field}={v!r} must be a positive integer.")
+  for field in _NON_NEGATIVE_NUMBERS:
+    v = _get(config, field)
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
+      raise ValueError(f"config.{field}={v!r} must be a non-negative number.")
+  rows = config.rl.prompts_per_step * config.rl.group_size
+  mb = config.rl.minibatch_size
+  if not isinstance(mb, int) or mb < 0 or (mb and rows % mb):
+    raise ValueError(f"config.rl.minibatch_size={mb!r} must be 0 (whole batch) or divide "
+                     f"prompts_per_step * group_size = {rows}.")
+  if config.rl.advantage == "rloo" and config.rl.group_size < 2:
+    raise ValueError("config.rl.group_size must be >= 2 for rloo advantages.")

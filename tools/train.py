@@ -1,0 +1,34 @@
+"""Runs a GRPO job from a config file.
+
+  python tools/train.py --config configs/toy_demo.py [--workdir runs/NAME]
+
+Re-running the same command resumes from the newest checkpoint in the workdir; Ctrl-C saves and
+exits cleanly.
+"""
+import logging
+import os
+import sys
+
+from absl import app, flags
+from ml_collections import config_flags
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from gotr1_jax.rl import trainer  # noqa: E402
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Path to a config file (file.py[:args]).")
+_WORKDIR = flags.DEFINE_string("workdir", None, "Output directory (default runs/<config.name>).")
+
+
+def main(argv):
+  del argv
+  logging.getLogger("absl").setLevel(logging.WARNING)
+  config = _CONFIG.value
+  workdir = _WORKDIR.value or os.path.join("runs", config.get("name", "run"))
+  last = trainer.train(config, workdir)
+  print(f"Done: {workdir} (metrics.csv, tensorboard/, checkpoints/). Last step: "
+        + ", ".join(f"{k}={v:.4g}" for k, v in sorted(last.items()) if k.startswith("reward/")))
+
+
+if __name__ == "__main__":
+  flags.mark_flags_as_required(["config"])
+  app.run(main)
