@@ -49,7 +49,9 @@ class SamplingConfig:
 class DecodeFns:
   """The model seen by the sampler; each function is pure in `params`.
 
-  embed(params, tokens [R, T]) -> [R, T, E]            prompt embeddings
+  embed(params, tokens [R, T], extra) -> [R, T, E]     prompt embeddings; `extra` is whatever the
+                                                       caller passed as `embed_extra` (e.g. image
+                                                       features to place at placeholders), or None
   step_embed(params, tokens [R, 1]) -> [R, 1, E]       embeddings of sampled tokens fed back
   trunk(params, embeds, positions, key_mask, cache, write_index) -> (hidden [R, T, E], cache)
   head(params, hidden [R, T, E]) -> logits [R, T, V]
@@ -133,23 +135,31 @@ class Sampler:
     self.num_traces = 0  # incremented at trace time; tests read it to prove no recompiles
     self._jitted = jax.jit(self._sample)
 
-  def __call__(self, params: Any, prompt_tokens: Array, prompt_mask: Array, rng: Array) -> SampleOutput:
-    """prompt_tokens/prompt_mask: [R, P] left-padded (R = 2B with CFG: cond rows then uncond)."""
+  def __call__(self, params: Any, prompt_tokens: Array, prompt_mask: Array, rng: Array, *,
+               prompt_positions: Optional[Array] = None, embed_extra: Any = None) -> SampleOutput:
+    """Samples continuations of left-padded prompts.
+
+    prompt_tokens/prompt_mask: [R, P] (R = 2B with CFG: conditional rows, then unconditional).
+    prompt_positions: default positions_from_mask(prompt_mask); M-RoPE models pass [3, R, P].
+    Generated tokens continue from the largest position id of each row's last prompt token.
+    embed_extra: passed to `fns.embed` as its third argument.
+    """
     if self.config.cfg_weight is not None and prompt_tokens.shape[0] % 2:
       raise ValueError("With cfg_weight the batch must hold conditional then unconditional rows "
                        f"(an even number), got {prompt_tokens.shape[0]} rows.")
-    return self._jitted(params, prompt_tokens, prompt_mask, rng)
+    return self._jitted(params, prompt_tokens, prompt_mask, rng, prompt_positions, embed_extra)
 
-  def _sample(self, params, prompt_tokens, prompt_mask, rng) -> SampleOutput:
+  def _sample(self, params, prompt_tokens, prompt_mask, rng, prompt_positions, embed_extra) -> SampleOutput:
     self.num_traces += 1
     fns, config = self.fns, self.config
     rows, prompt_len = prompt_tokens.shape
     batch = rows // 2 if config.cfg_weight is not None else rows
     total = prompt_len + config.max_new_tokens
     key_mask = jnp.zeros((rows, total), jnp.int32).at[:, :prompt_len].set(prompt_mask.astype(jnp.int32))
-    positions = positions_from_mask(prompt_mask)
-    hidden, cache = fns.trunk(params, fns.embed(params, prompt_tokens), positions, key_mask,
-                              fns.init_cache(rows, total), 0)
+    positions = positions_from_mask(prompt_mask) if prompt_positions is None else prompt_positions
+    hidden, cache = fns.trunk(params, fns.embed(params, prompt_tokens, embed_extra), positions,
+                              key_mask, fns.init_cache(rows, total), 0)
+    last_position = positions[..., -1] if positions.ndim == 2 else jnp.max(positions[..., -1], axis=0)
     logits = fns.head(params, hidden[:, -1:])[:, 0]
     stop = jnp.asarray(config.stop_tokens or (-1,), jnp.int32)
 
@@ -175,7 +185,7 @@ class Sampler:
 
     init = _LoopState(
         step=jnp.int32(0), cache=cache, key_mask=key_mask, logits=logits,
-        positions=positions[:, -1], rng=rng,
+        positions=last_position, rng=rng,
         tokens=jnp.full((batch, config.max_new_tokens), config.pad_id, jnp.int32),
         logps=jnp.zeros((batch, config.max_new_tokens), jnp.float32),
         finished=jnp.zeros((batch,), bool))

@@ -14,7 +14,8 @@ from gotr1_jax.sampling.autoregressive import DecodeFns
 def lm_decode_fns(model: llm.DecoderLM) -> DecodeFns:
   """DecodeFns for plain text generation with `model` (params are its variables dict)."""
 
-  def embed(params, tokens):
+  def embed(params, tokens, extra=None):
+    del extra  # a text-only LM embeds tokens alone
     return model.apply(params, tokens, method=llm.DecoderLM.embed)
 
   def trunk(params, embeds, positions, key_mask, cache, write_index):
