@@ -3,7 +3,6 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum setup.py | cut -d' ' -f1)
-export XLA_FLAGS ?= --xla_force_host_platform_device_count=8
 
 .PHONY: test demo clean-venv
 
@@ -15,7 +14,7 @@ $(STAMP): setup.py
 	@rm -f $(VENV)/.installed-* && touch $(STAMP)
 
 test: $(STAMP)
-	$(PY) -m pytest -q -n 2 --dist loadfile tests
+	XLA_FLAGS=--xla_force_host_platform_device_count=8 $(PY) -m pytest -q -n 2 --dist loadfile tests
 
 demo: $(STAMP)
 	$(PY) tools/train.py --config configs/toy_demo.py
