@@ -1,0 +1,54 @@
+"""The train step: loss_fn equals grpo_loss on the policy's log-probs; non-finite updates are skipped."""
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from ml_collections import ConfigDict
+
+from gotr1_jax.models import llm
+from gotr1_jax.rl.grpo import grpo_loss
+from gotr1_jax.rl.rollout import lm_logps_fn
+from gotr1_jax.rl.train_step import TrainState, loss_fn, make_train_step
+
+RL = ConfigDict(dict(epsilon=0.2, epsilon_high=None, beta=0.04, kl="k3", aggregation="token-mean"))
+
+
+def _setup():
+  cfg = llm.LMConfig(vocab_size=32, hidden_size=32, intermediate_size=64, num_layers=2, num_heads=4, num_kv_heads=2)
+  model = llm.DecoderLM(cfg)
+  tokens = jnp.asarray(np.random.default_rng(0).integers(0, 32, (4, 7)), jnp.int32)
+  mask = jnp.ones_like(tokens)
+  params = nn.meta.unbox(model.init(jax.random.PRNGKey(0), tokens, mask, method=llm.DecoderLM.forward))
+  logps_fn = lm_logps_fn(model)
+  batch = {"tokens": tokens, "attention_mask": mask,
+           "loss_mask": jnp.zeros((4, 6), jnp.int32).at[:, 3:].set(1),
+           "advantages": jnp.asarray([1.0, -1.0, 0.5, -0.5])}
+  batch["ref_logps"] = logps_fn(params, batch) - 0.1
+  return params, logps_fn, batch
+
+
+def test_loss_fn_is_grpo_loss_of_the_forward_logps():
+  params, logps_fn, batch = _setup()
+  loss, metrics = loss_fn(params, None, batch, logps_fn=logps_fn, lora=None, rl=RL)
+  logps = logps_fn(params, batch)
+  ref, _ = grpo_loss(logps, logps, batch["ref_logps"], batch["advantages"], batch["loss_mask"])
+  np.testing.assert_allclose(loss, ref, rtol=1e-6)
+  assert float(metrics["ratio_mean"]) == 1.0  # without old_logps the old policy is the current one
+
+
+def test_nonfinite_update_is_skipped_and_reported():
+  params, logps_fn, batch = _setup()
+  tx = optax.adamw(1e-2)
+  step = jax.jit(make_train_step(logps_fn, tx, None, RL))
+  state = TrainState(jnp.int32(0), params, tx.init(params), jax.random.PRNGKey(0))
+  good, m_good = step(state, None, batch)
+  assert float(m_good["skipped_nonfinite"]) == 0.0
+  assert any(np.any(np.asarray(a) != np.asarray(b)) for a, b in zip(jax.tree.leaves(good.params), jax.tree.leaves(params)))
+  bad_batch = dict(batch, advantages=batch["advantages"].at[0].set(jnp.nan))
+  bad, m_bad = step(state, None, bad_batch)
+  assert float(m_bad["skipped_nonfinite"]) == 1.0
+  for a, b in zip(jax.tree.leaves(bad.params), jax.tree.leaves(params)):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  for a, b in zip(jax.tree.leaves(bad.opt_state), jax.tree.leaves(state.opt_state)):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
