@@ -25,6 +25,7 @@ import jax
 import numpy as np
 
 from gotr1_jax.convert import janus_vq
+from gotr1_jax.convert.llm_rules import decoder_lm_rules
 from gotr1_jax.convert.table import (CONV2D, IDENTITY, LINEAR, DEFAULT_MAX_SHARD_BYTES, Rule, check_structure,
                                      flax_to_torch, load_safetensors, reshape, save_safetensors, torch_to_flax)
 from gotr1_jax.models.janus import JanusConfig, init_janus
@@ -115,19 +116,8 @@ def janus_rules(cfg: JanusConfig, layout: JanusLayout) -> tuple[Rule, ...]:
     return [r for i in range(depth)
             for r in linear(torch_prefix + layout.mlp_layer(i), f"{flax_path}/fc_{i}")]
 
-  lm, layer = layout.lm, f"{layout.lm}layers.{{layer}}."
-  rules = [Rule(f"{lm}embed_tokens.weight", "language_model/embed_tokens/embedding"),
-           *norm(f"{lm}norm", "language_model/final_norm", bias=False),
-           *norm(f"{layer}input_layernorm", "language_model/layers/input_norm", bias=False),
-           *norm(f"{layer}post_attention_layernorm", "language_model/layers/post_attn_norm", bias=False)]
-  for name in ("q_proj", "k_proj", "v_proj", "o_proj"):
-    bias = cfg.lm.qkv_bias and name != "o_proj"
-    rules += linear(f"{layer}self_attn.{name}", f"language_model/layers/attn/{name}", bias=bias)
-  for name in ("gate_proj", "up_proj", "down_proj"):
-    rules += linear(f"{layer}mlp.{name}", f"language_model/layers/mlp/{name}", bias=False)
-  # A tied head has no param of its own; a checkpoint may still list the shared tensor.
-  rules += ([Rule(f"{layout.lm_head}weight", None)] if cfg.lm.tie_embeddings
-            else linear(layout.lm_head[:-1], "language_model/lm_head", bias=False))
+  rules = decoder_lm_rules(cfg.lm, prefix=layout.lm, lm_head=layout.lm_head,
+                           flax_prefix="language_model/")
   rules += [Rule(f"{layout.gen_embed}weight", "gen_embed/embedding"),
             *mlp(layout.gen_aligner, "gen_aligner", cfg.gen_aligner_depth),
             *linear(layout.gen_head + layout.gen_head_proj, "gen_head/proj_out"),
