@@ -4,7 +4,9 @@ Owns one description of the policy's parameters (LM, gen_embed/gen_aligner/gen_h
 aligner) rendered in DeepSeek's original names (`language_model.model.*`, `gen_*`, `vision_model.*`,
 `aligner.*`; GoT-R1 ships these) or transformers' `JanusForConditionalGeneration` names, the two
 config.json formats, and `load_janus` / `save_janus`. The VQ part's rules are convert/janus_vq.py's;
-the table machinery and safetensors I/O are convert/table.py's.
+the table machinery and safetensors I/O are convert/table.py's. It also implements tools/convert.py's
+family interface (`to_flax`, `to_torch`, `verify`); the directory format is convert/flax_io.py's and
+the torch parity check convert/janus_verify.py's.
 
 Differences beyond names, handled here: DeepSeek fuses SigLIP's q/k/v into one `attn.qkv` tensor
 (split on load, fused on save, like transformers' conversion script), keeps `pos_embed` as
@@ -24,11 +26,11 @@ from typing import Any, Callable, Mapping, Optional
 import jax
 import numpy as np
 
-from gotr1_jax.convert import janus_vq
+from gotr1_jax.convert import flax_io, janus_vq
 from gotr1_jax.convert.llm_rules import decoder_lm_rules
 from gotr1_jax.convert.table import (CONV2D, IDENTITY, LINEAR, DEFAULT_MAX_SHARD_BYTES, Rule, check_structure,
                                      flax_to_torch, load_safetensors, reshape, save_safetensors, torch_to_flax)
-from gotr1_jax.models.janus import JanusConfig, init_janus
+from gotr1_jax.models.janus import JanusConfig, init_janus, janus_config_from_dict
 from gotr1_jax.models.llm import LMConfig, resolve_dtype
 from gotr1_jax.models.siglip import SigLIPConfig, depth_for_select_layer
 from gotr1_jax.models.vq import VQConfig, VQModel
@@ -366,3 +368,60 @@ def save_janus(path: str | os.PathLike, params: Mapping[str, Any], vq_params: Ma
   files = save_safetensors(params_to_state(params, vq_params, config, lay), path, max_shard_bytes)
   (Path(path) / "config.json").write_text(json.dumps(config_to_json(config, lay), indent=2) + "\n")
   return files + [Path(path) / "config.json"]
+
+
+# ----------------------------------------------------------------------------- the convert CLI
+# tools/convert.py's family interface: to_flax, to_torch, verify (the directory format is flax_io's).
+FAMILY = "janus"
+GROUPS = ("params", "vq_params")
+
+
+def save_flax_janus(path: str | os.PathLike, config: JanusConfig, params: Mapping[str, Any],
+                    vq_params: Mapping[str, Any], max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES) -> list[Path]:
+  """Our Flax directory: the policy under `params/`, the VQ under `vq_params/` (convert/flax_io.py)."""
+  return flax_io.save_flax_dir(path, FAMILY, dataclasses.asdict(config),
+                               {"params": params, "vq_params": vq_params}, max_shard_bytes)
+
+
+def is_flax_janus(path: str | os.PathLike) -> bool:
+  return flax_io.is_flax_dir(path, FAMILY)
+
+
+def load_flax_janus(path: str | os.PathLike) -> tuple[JanusConfig, dict, dict]:
+  """A directory written by save_flax_janus -> (JanusConfig, {'params': policy}, {'params': vq}),
+  each checked against the config's shapes."""
+  model, trees = flax_io.load_flax_dir(path, FAMILY, GROUPS)
+  cfg = janus_config_from_dict(model)
+  check_structure(trees["params"]["params"],
+                  jax.eval_shape(functools.partial(init_janus, cfg), jax.random.key(0))["params"])
+  f = cfg.vq.downsample_factor
+  images = np.zeros((1, f, f, cfg.vq.in_channels), np.float32)
+  check_structure(trees["vq_params"]["params"], jax.eval_shape(VQModel(cfg.vq).init, jax.random.key(0), images)["params"])
+  return cfg, trees["params"], trees["vq_params"]
+
+
+def load_any_janus(path: str | os.PathLike, **kwargs) -> tuple[JanusConfig, dict, dict]:
+  """A Flax directory (to_flax's) or a torch checkpoint in either layout; kwargs go to load_janus."""
+  return load_flax_janus(path) if is_flax_janus(path) else load_janus(path, **kwargs)
+
+
+def to_flax(src: str | os.PathLike, dst: str | os.PathLike) -> None:
+  """A DeepSeek- or transformers-layout checkpoint directory -> our Flax directory (+ tokenizer)."""
+  cfg, params, vq_params = load_janus(src)
+  save_flax_janus(dst, cfg, params, vq_params)
+  flax_io.copy_tokenizer_files(src, dst)
+
+
+def to_torch(src: str | os.PathLike, dst: str | os.PathLike, layout: str = "deepseek") -> None:
+  """Our Flax directory -> a torch checkpoint in `layout` ('deepseek' or 'transformers')."""
+  cfg, params, vq_params = load_flax_janus(src)
+  save_janus(dst, params, vq_params, cfg, layout)
+  flax_io.copy_tokenizer_files(src, dst)
+
+
+def verify(flax_dir: str | os.PathLike, torch_dir: str | os.PathLike) -> dict[str, float]:
+  """Max relative error of our Flax model (from flax_dir) against the torch reference (from
+  torch_dir) on the same random inputs, fp32: {'text_logits', 'image_logits', 'vq_decode'}.
+  The reference is transformers' JanusForConditionalGeneration; see convert/janus_verify.py."""
+  from gotr1_jax.convert import janus_verify  # torch is needed only here
+  return janus_verify.verify(flax_dir, torch_dir)

@@ -20,6 +20,8 @@ from gotr1_jax.data.shapes_world.chains import scene_chain
 from gotr1_jax.data.shapes_world.layout import sample_scene
 from gotr1_jax.data.shapes_world.prompts import PromptSpec
 from gotr1_jax.data.shapes_world.world import ASSETS_DIR, WorldConfig
+# The Janus prompt template belongs to the Janus procedure; the corpus uses it as is.
+from gotr1_jax.sampling.janus_generate import format_prompt
 
 BOS = "<｜begin▁of▁sentence｜>"
 EOS = "<｜end▁of▁sentence｜>"
@@ -29,9 +31,6 @@ IMAGE_START = "<begin_of_image>"
 IMAGE_END = "<end_of_image>"
 # Ids 0..5 in this order, then the BPE vocabulary, then the chain tokens.
 JANUS_SPECIAL_TOKENS: tuple[str, ...] = (PAD, BOS, EOS, IMAGE_PLACEHOLDER, IMAGE_START, IMAGE_END)
-# GoT-R1's prompt (DeepSeek SFT format: roles User/Assistant, a blank line as separator).
-PROMPT_TEMPLATE = ("User: Follow the caption to generate an image through a chain of thought "
-                   "process: {prompt}\n\nAssistant:")
 DEFAULT_TOKENIZER_PATH = os.path.join(ASSETS_DIR, "tokenizer.json")
 
 
@@ -39,11 +38,6 @@ DEFAULT_TOKENIZER_PATH = os.path.join(ASSETS_DIR, "tokenizer.json")
 class TokenizerConfig:
   vocab_size: int = 512   # everything included: special, byte alphabet, merges, chain tokens
   min_frequency: int = 2  # a pair must occur this often to be merged
-
-
-def format_prompt(prompt: str) -> str:
-  """The Janus / GoT-R1 user turn for a caption (BOS is added by the tokenizer)."""
-  return PROMPT_TEMPLATE.format(prompt=prompt)
 
 
 def tokenizer_corpus(prompts: Iterable[PromptSpec], world: WorldConfig = WorldConfig(),
