@@ -31,6 +31,11 @@ class MetricWriter:
         header = next(csv.reader(f), None)
       self._columns = list(header or [])
 
+  @property
+  def columns(self) -> list[str]:
+    """The metric names written so far (metrics.csv's header)."""
+    return list(self._columns)
+
   def write(self, step: int, scalars: Mapping[str, float]) -> None:
     values = {k: float(v) for k, v in scalars.items()}
     for k, v in values.items():
@@ -84,3 +89,54 @@ def image_grid(images: Sequence[np.ndarray], ncols: int | None = None, pad: int 
     r, c = divmod(i, ncols)
     grid[pad + r * (h + pad): pad + r * (h + pad) + h, pad + c * (w + pad): pad + c * (w + pad) + w] = img
   return grid
+
+
+PLOT_COLORS = ((31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75))
+
+
+def line_plot(series: Mapping[str, Sequence[tuple[float, float]]], title: str = "", size: tuple[int, int] = (640, 360),
+              smooth: int = 1) -> np.ndarray:
+  """Plots {name: [(x, y), ...]} as lines on shared axes (PIL; no plotting library needed).
+  `smooth` > 1 draws a trailing moving average over that many points beside the faint raw line.
+  Returns a uint8 [H, W, 3] image with the y range, x range, title and a legend written on it."""
+  from PIL import ImageDraw
+  w, h = size
+  left, right, top, bottom = 48, 12, 24, 28
+  img = Image.new("RGB", size, "white")
+  draw = ImageDraw.Draw(img)
+  points = [p for s in series.values() for p in s]
+  if not points:
+    raise ValueError("line_plot needs at least one point.")
+  xs, ys = [p[0] for p in points], [p[1] for p in points]
+  x0, x1 = min(xs), max(xs) if max(xs) > min(xs) else min(xs) + 1
+  y0, y1 = min(ys), max(ys) if max(ys) > min(ys) else min(ys) + 1
+  pad = 0.05 * (y1 - y0)
+  y0, y1 = y0 - pad, y1 + pad
+  to_px = lambda x, y: (left + (x - x0) / (x1 - x0) * (w - left - right),
+                        top + (1 - (y - y0) / (y1 - y0)) * (h - top - bottom))
+  draw.rectangle([left, top, w - right, h - bottom], outline=(0, 0, 0))
+  for frac in (0.25, 0.5, 0.75):
+    y = top + frac * (h - top - bottom)
+    draw.line([left, y, w - right, y], fill=(225, 225, 225))
+  draw.text((4, top - 6), f"{y1:.3g}", fill=(0, 0, 0))
+  draw.text((4, h - bottom - 6), f"{y0:.3g}", fill=(0, 0, 0))
+  draw.text((left, h - bottom + 6), f"{x0:g}", fill=(0, 0, 0))
+  draw.text((w - right - 40, h - bottom + 6), f"{x1:g}", fill=(0, 0, 0))
+  draw.text((left, 6), title, fill=(0, 0, 0))
+  for i, (name, s) in enumerate(series.items()):
+    color = PLOT_COLORS[i % len(PLOT_COLORS)]
+    pts = sorted(s)
+    if smooth > 1:
+      faint = tuple(int(c + (255 - c) * 0.65) for c in color)
+      if len(pts) > 1:
+        draw.line([to_px(x, y) for x, y in pts], fill=faint, width=1)
+      ys_s = np.convolve([y for _, y in pts], np.ones(smooth), "full")[:len(pts)]
+      counts = np.minimum(np.arange(1, len(pts) + 1), smooth)
+      pts = [(x, float(v / c)) for (x, _), v, c in zip(pts, ys_s, counts)]
+    if len(pts) > 1:
+      draw.line([to_px(x, y) for x, y in pts], fill=color, width=2)
+    else:
+      cx, cy = to_px(*pts[0])
+      draw.ellipse([cx - 2, cy - 2, cx + 2, cy + 2], fill=color)
+    draw.text((w - right - 150, top + 4 + 12 * i), name, fill=color)
+  return np.asarray(img)

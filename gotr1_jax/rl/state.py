@@ -12,9 +12,10 @@ from typing import Any, Optional
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from flax.core import meta
-from jax.sharding import Mesh
+from jax.sharding import Mesh, NamedSharding
 from ml_collections import ConfigDict
 
 from gotr1_jax import parallel
@@ -42,13 +43,32 @@ def lora_config(config: ConfigDict) -> Optional[LoraConfig]:
                     targets=tuple(config.lora.targets))
 
 
+def _place(params: PyTree, abstract: PyTree, shardings: PyTree, mesh: Mesh) -> PyTree:
+  """device_put of loaded params, after checking they have the model's structure and shapes."""
+  try:
+    jax.tree.map(lambda a, p: None, abstract, params)
+  except ValueError as e:
+    raise ValueError(f"The loaded checkpoint's parameter tree does not match the model config: {e}") from None
+  bad = [(jax.tree_util.keystr(k), a.shape, p.shape) for (k, a), p in
+         zip(jax.tree_util.tree_leaves_with_path(abstract), jax.tree.leaves(params)) if a.shape != p.shape]
+  if bad:
+    raise ValueError(f"The loaded checkpoint's shapes differ from the model config's: {bad[:5]}")
+  put = lambda p, a, s: jax.device_put(np.asarray(p, a.dtype), NamedSharding(mesh, s.spec))
+  return jax.tree.map(put, params, abstract, shardings)
+
+
 def build_train_setup(task: Task, config: ConfigDict, mesh: Mesh, rules: parallel.Rules,
                       tx: optax.GradientTransformation) -> TrainSetup:
   """Initialises every array of the run directly in its sharded place (no host round trip)."""
   k_init, k_lora, k_train = jax.random.split(jax.random.PRNGKey(config.seed), 3)
   boxed = jax.eval_shape(task.init_params, k_init)
   base_sh = parallel.logical_to_sharding(boxed, mesh, rules)
-  base = jax.jit(lambda r: meta.unbox(task.init_params(r)), out_shardings=base_sh)(k_init)
+  if task.load_params is None:
+    base = jax.jit(lambda r: meta.unbox(task.init_params(r)), out_shardings=base_sh)(k_init)
+  else:  # pretrained weights go straight to their shards (checked against init_params' shapes)
+    abstract = jax.tree.map(lambda b: b.unbox(apply_constraint=False) if isinstance(b, meta.AxisMetadata) else b,
+                            boxed, is_leaf=lambda b: isinstance(b, meta.AxisMetadata))
+    base = _place(task.load_params(), abstract, base_sh, mesh)
   lora = lora_config(config)
   if lora is not None:
     boxed_trainable = jax.eval_shape(lambda r: init_lora(boxed, r, lora), k_lora)

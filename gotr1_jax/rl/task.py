@@ -7,6 +7,7 @@ and a reward function. The trainer owns the loop; tasks own everything specific 
 from __future__ import annotations
 
 import dataclasses
+import importlib
 from typing import Any, Callable, Optional, Protocol
 
 import numpy as np
@@ -24,9 +25,12 @@ class PromptSource(Protocol):
 
 @dataclasses.dataclass
 class Task:
-  """init_params(rng) -> boxed params; rollout(params, prompts, rng) -> Rollout (prompts already
-  repeated group_size times, groups contiguous); reward_fn(prompts, rollout) -> dict of [B] arrays
-  with at least 'reward'; evaluate(params, rng) -> (scalars, images) for before/after reports."""
+  """init_params(rng) -> boxed params (its abstract shape also gives every parameter's logical
+  axes); load_params() -> the same tree unboxed, from a checkpoint (None: start from init_params);
+  rollout(params, prompts, rng) -> Rollout (prompts already repeated group_size times, groups
+  contiguous); reward_fn(prompts, rollout) -> dict of [B] arrays with at least 'reward' (scalars
+  are counters); evaluate(params, rng) -> an EvalResult (eval/shapes_eval.py) for the before /
+  after report."""
 
   name: str
   init_params: Callable[[Any], Any]
@@ -34,10 +38,13 @@ class Task:
   logps_fn: LogpsFn
   prompts: PromptSource
   reward_fn: Callable[[list[Any], Rollout], dict[str, np.ndarray]]
-  evaluate: Optional[Callable[[Any, Any], tuple[dict[str, float], list[np.ndarray]]]] = None
+  evaluate: Optional[Callable[[Any, Any], Any]] = None
+  load_params: Optional[Callable[[], Any]] = None
 
 
 _REGISTRY: dict[str, Callable[[ConfigDict], Task]] = {}
+# The module that registers each built-in task; imported only when its task is built.
+_MODULES = {"toy": "gotr1_jax.rl.toy", "shapes_world": "gotr1_jax.rl.shapes_world"}
 
 
 def register(name: str):
@@ -48,8 +55,9 @@ def register(name: str):
 
 
 def build_task(config: ConfigDict) -> Task:
-  # Importing the modules registers their builders.
-  from gotr1_jax.rl import toy  # noqa: F401
+  if config.task.name in _MODULES:
+    importlib.import_module(_MODULES[config.task.name])  # registers its builder
   if config.task.name not in _REGISTRY:
-    raise ValueError(f"config.task.name={config.task.name!r} is unknown; available: {sorted(_REGISTRY)}.")
+    raise ValueError(f"config.task.name={config.task.name!r} is unknown; available: "
+                     f"{sorted(set(_REGISTRY) | set(_MODULES))}.")
   return _REGISTRY[config.task.name](config)

@@ -3,7 +3,8 @@ checkpoints, resume and Ctrl-C handling.
 
 Reads top to bottom: build mesh -> build task and state -> restore -> for each step: prompts,
 rollout, rewards, advantages, old/ref log-probs, `num_iterations` passes of minibatch updates,
-log, maybe save. The maths lives in rl/grpo.py and rl/train_step.py; this file only orchestrates.
+log, maybe save. Tasks with an `evaluate` are evaluated before the first step, every
+`task.eval_every` steps and after the last, which ends with `<workdir>/report.md` (rl/report.py). The maths lives in rl/grpo.py and rl/train_step.py; this file only orchestrates.
 """
 from __future__ import annotations
 
@@ -23,6 +24,9 @@ from gotr1_jax import parallel
 from gotr1_jax.checkpoint import Checkpointer
 from gotr1_jax.config_lib import check_config
 from gotr1_jax.metrics import MetricWriter
+from gotr1_jax.rewards.config import monitor_defaults
+from gotr1_jax.rewards.monitor import RewardMonitor
+from gotr1_jax.rl import report
 from gotr1_jax.rl.grpo import group_advantages
 from gotr1_jax.rl.optimizer import make_optimizer
 from gotr1_jax.rl.state import TrainSetup, build_train_setup
@@ -49,17 +53,18 @@ def train(config: ConfigDict, workdir: str, task: Optional[Task] = None) -> dict
     setup = build_train_setup(task, config, mesh, rules, tx)
     ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), max_to_keep=config.checkpoint.keep,
                         save_every=config.checkpoint.every, async_save=config.checkpoint.async_save)
-    state = _maybe_restore(ckpt, setup, task)
+    monitor = RewardMonitor(config.reward.monitor if "reward" in config else monitor_defaults())
+    state = _maybe_restore(ckpt, setup, task, monitor)
     writer = MetricWriter(workdir)
     try:
-      last = _loop(config, task, setup, state, ckpt, writer, mesh, rules, tx)
+      last = _loop(config, task, setup, state, ckpt, writer, monitor, workdir, mesh, rules, tx)
     finally:
       ckpt.close()
       writer.close()
   return last
 
 
-def _maybe_restore(ckpt: Checkpointer, setup: TrainSetup, task: Task):
+def _maybe_restore(ckpt: Checkpointer, setup: TrainSetup, task: Task, monitor: RewardMonitor):
   step = ckpt.latest_step()
   if step is None:
     return setup.state
@@ -67,14 +72,46 @@ def _maybe_restore(ckpt: Checkpointer, setup: TrainSetup, task: Task):
                           setup.state, setup.state_shardings)
   state, data_state = ckpt.restore(step, abstract)
   task.prompts.set_state(data_state["prompts"])
+  if "monitor" in data_state:
+    monitor.set_state(data_state["monitor"])
   log.info("Resumed from step %d in %s", step, ckpt.directory)
   return state
 
 
-def _loop(config, task, setup: TrainSetup, state, ckpt, writer, mesh, rules, tx) -> dict[str, Any]:
+def _evaluate(config, task: Task, policy, step: int, tag: str, writer: MetricWriter, workdir: str) -> dict:
+  """Runs the task's evaluation (same prompts and seeds every time), logs it and saves its files."""
+  t0 = time.perf_counter()
+  result = task.evaluate(policy, jax.random.key(int(config.seed) + 1))
+  writer.write(step, {**result.scalars(), "perf/eval_s": time.perf_counter() - t0})
+  summary = report.save_eval(workdir, tag, step, result, int(config.task.get("eval_samples", 1)))
+  log.info("eval (%s, step %d): overall %.3f %s", tag, step, result.overall,
+           ", ".join(f"{k} {v:.3f}" for k, v in result.per_category.items()))
+  return summary
+
+
+def _finish_report(config, task, policy, step, writer, workdir) -> None:
+  after = _evaluate(config, task, policy, step, "after", writer, workdir)
+  before = report.load_eval(workdir, "before")
+  if before is None:
+    log.warning("No 'before' evaluation in %s (the run started from a checkpoint written before "
+                "evaluation existed); the report shows the end only.", workdir)
+    before = after
+  keys = ["reward/mean"] + [k for k in ("reward/oracle_t2i_score", "reward/t2i_score") if k in writer.columns]
+  path = report.write_report(workdir, config.get("name", "run"), before, after, curve_keys=keys)
+  tqdm.write(f"\nBefore / after GRPO ({path}):\n" + report.before_after_table(before, after))
+
+
+def _loop(config, task, setup: TrainSetup, state, ckpt, writer, monitor, workdir, mesh, rules, tx) -> dict[str, Any]:
   rl = config.rl
   train_step = make_train_step(task.logps_fn, tx, setup.lora, rl)
   batch_sh = parallel.batch_sharding(mesh, rules, ndim=1)
+  axes = batch_sh.spec[0] if batch_sh.spec else None
+  shards = int(np.prod([mesh.shape[a] for a in ((axes,) if isinstance(axes, str) else axes or ())]))
+  rows = rl.prompts_per_step * rl.group_size
+  if (int(rl.minibatch_size) or rows) % shards:
+    raise ValueError(f"Each update's batch ({int(rl.minibatch_size) or rows} rows = rl.minibatch_size or "
+                     f"prompts_per_step * group_size) must divide over the {shards} devices the batch is "
+                     "sharded across; change rl.prompts_per_step / rl.group_size / rl.minibatch_size or the mesh.")
   step_fn = jax.jit(train_step, in_shardings=(setup.state_shardings, setup.frozen_shardings, batch_sh),
                     out_shardings=(setup.state_shardings, None), donate_argnums=(0,))
   merge = jax.jit(policy_params, static_argnums=(2,))
@@ -82,7 +119,10 @@ def _loop(config, task, setup: TrainSetup, state, ckpt, writer, mesh, rules, tx)
   start = int(state.step)
   last: dict[str, Any] = {}
   bar = tqdm(total=rl.steps, initial=start, desc="GRPO", unit="step", dynamic_ncols=True)
-  data_state = task.prompts.get_state()  # the data position after the last completed step
+  data_state = {"prompts": task.prompts.get_state(), "monitor": monitor.get_state()}  # after the last step
+  eval_every = int(config.task.get("eval_every", 0) or 0) if task.evaluate else 0
+  if task.evaluate and start == 0 and report.load_eval(workdir, "before") is None:
+    _evaluate(config, task, merge(state.params, setup.frozen, setup.lora), 0, "before", writer, workdir)
   try:
     for step in range(start, rl.steps):
       t0 = time.perf_counter()
@@ -102,21 +142,26 @@ def _loop(config, task, setup: TrainSetup, state, ckpt, writer, mesh, rules, tx)
       state, update_metrics = _updates(step_fn, state, setup.frozen, batch, rl, jax.random.fold_in(rng, 1))
       state = state.replace(step=jnp.int32(step + 1))
       seconds = time.perf_counter() - t0
-      last = _step_metrics(rewards, update_metrics, rollout, rl, seconds)
+      last = _step_metrics(rewards, update_metrics, rollout, rl, seconds, monitor)
       writer.write(step + 1, last)
       bar.set_postfix(reward=f"{last['reward/mean']:.3f}", kl=f"{last['loss/kl']:.4f}")
       bar.update(1)
       log.info("step %d/%d: reward %.4f, kl %.4g, loss %.4g, grad_norm %.3g, %.0f tokens/s", step + 1,
                rl.steps, last["reward/mean"], last["loss/kl"], last["loss/loss"],
                last["train/grad_norm"], last["perf/tokens_per_s"])
-      data_state = task.prompts.get_state()
-      ckpt.save(step + 1, state, {"prompts": data_state}, force=step + 1 == rl.steps)
+      data_state = {"prompts": task.prompts.get_state(), "monitor": monitor.get_state()}
+      ckpt.save(step + 1, state, data_state, force=step + 1 == rl.steps)
+      if eval_every and (step + 1) % eval_every == 0 and step + 1 < rl.steps:
+        _evaluate(config, task, merge(state.params, setup.frozen, setup.lora), step + 1, f"step{step + 1:05d}",
+                  writer, workdir)
+    if task.evaluate and int(state.step) == rl.steps and (start < rl.steps or report.load_eval(workdir, "after") is None):
+      _finish_report(config, task, merge(state.params, setup.frozen, setup.lora), rl.steps, writer, workdir)
   except KeyboardInterrupt:
     done = int(state.step)
     log.warning("Interrupted: saving step %d to %s and exiting; re-run the same command to resume.",
                 done, ckpt.directory)
     if done not in ckpt.all_steps():
-      ckpt.save(done, state, {"prompts": data_state}, force=True)
+      ckpt.save(done, state, data_state, force=True)
   finally:
     bar.close()
     writer.flush()
@@ -139,18 +184,10 @@ def _updates(step_fn, state, frozen, batch, rl, rng):
   return state, mean
 
 
-def _step_metrics(rewards, m, rollout, rl, seconds) -> dict[str, float]:
-  out = {}
-  for k, v in rewards.items():
-    v = np.asarray(v, np.float64)
-    if v.ndim == 0:
-      out[f"reward/{k}"] = float(v)  # counters such as parse failures
-      continue
-    name = "mean" if k == "reward" else k
-    out[f"reward/{name}"] = float(v.mean())
-    out[f"reward/{name}_std"] = float(v.std())
-  groups = np.asarray(rewards["reward"]).reshape(-1, rl.group_size)
-  out["reward/zero_var_group_frac"] = float(np.mean(groups.max(1) == groups.min(1)))
+def _step_metrics(rewards, m, rollout, rl, seconds, monitor: RewardMonitor) -> dict[str, float]:
+  # Reward means/stds, zero-variance group fractions and the hacking warning; scalars are counters.
+  out = monitor.update(rewards, rl.group_size)
+  out.update({f"reward/{k}": float(v) for k, v in rewards.items() if np.ndim(v) == 0})
   for k in ("loss", "pg_loss", "kl_loss"):
     out[f"loss/{k}"] = m[k]
   out["loss/kl"] = m["kl"]

@@ -1,0 +1,1 @@
+"""Evaluation of policies: ShapesWorld oracle tables (shapes_eval.py)."""

@@ -1,0 +1,90 @@
+"""What a finished run shows a person: the before/after evaluation, the reward curve, sample grids.
+
+Owns `<workdir>/report.md` and the files it shows under `<workdir>/report/`: `eval_<tag>.json`
+(an evaluation's summary, so a resumed run still has the "before" numbers), `eval_<tag>.png` (its
+sample grid: one row per prompt, K samples per row, the same prompts and seeds every time) and
+`reward_curve.png` (from metrics.csv). It evaluates nothing itself (the task's `evaluate` does).
+"""
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Mapping, Optional, Sequence
+
+import numpy as np
+from PIL import Image
+
+from gotr1_jax.eval.shapes_eval import format_table
+from gotr1_jax.metrics import image_grid, line_plot, read_metrics
+
+GRID_PROMPTS = 12  # prompts shown in each before/after grid (spread over the categories)
+
+
+def report_dir(workdir: str) -> str:
+  return os.path.join(workdir, "report")
+
+
+def grid_rows(num_prompts: int, samples: int, rows: int = GRID_PROMPTS) -> list[int]:
+  """Sample indices of `rows` prompts spread evenly over the prompt list, K samples each."""
+  picks = np.unique(np.linspace(0, num_prompts - 1, min(rows, num_prompts)).round().astype(int))
+  return [int(p) * samples + k for p in picks for k in range(samples)]
+
+
+def save_eval(workdir: str, tag: str, step: int, result: Any, samples: int) -> dict[str, Any]:
+  """Writes eval_<tag>.json and eval_<tag>.png; returns the summary (with the step)."""
+  os.makedirs(report_dir(workdir), exist_ok=True)
+  summary = dict(result.summary(), step=int(step))
+  with open(os.path.join(report_dir(workdir), f"eval_{tag}.json"), "w") as f:
+    json.dump(summary, f, indent=2)
+  images = np.asarray(result.images)
+  idx = grid_rows(images.shape[0] // samples, samples)
+  Image.fromarray(image_grid([images[i] for i in idx], ncols=samples)).save(
+      os.path.join(report_dir(workdir), f"eval_{tag}.png"))
+  return summary
+
+
+def load_eval(workdir: str, tag: str) -> Optional[dict[str, Any]]:
+  path = os.path.join(report_dir(workdir), f"eval_{tag}.json")
+  if not os.path.exists(path):
+    return None
+  with open(path) as f:
+    return json.load(f)
+
+
+def reward_curve(workdir: str, keys: Sequence[str] = ("reward/mean",), smooth: int = 5) -> Optional[str]:
+  """reward_curve.png from metrics.csv (the columns in `keys` that exist); None without data."""
+  path = os.path.join(workdir, "metrics.csv")
+  if not os.path.exists(path):
+    return None
+  rows = read_metrics(path)
+  series = {k: [(float(r["step"]), float(r[k])) for r in rows if r.get(k, "") != ""] for k in keys}
+  series = {k: v for k, v in series.items() if v}
+  if not series:
+    return None
+  out = os.path.join(report_dir(workdir), "reward_curve.png")
+  os.makedirs(report_dir(workdir), exist_ok=True)
+  Image.fromarray(line_plot(series, title="reward per GRPO step (bold: moving average)", smooth=smooth)).save(out)
+  return out
+
+
+def before_after_table(before: Mapping[str, Any], after: Mapping[str, Any]) -> str:
+  return format_table([(f"before (step {before['step']})", before), (f"after (step {after['step']})", after)])
+
+
+def write_report(workdir: str, name: str, before: Mapping[str, Any], after: Mapping[str, Any],
+                 curve_keys: Sequence[str] = ("reward/mean",), notes: Sequence[str] = ()) -> str:
+  """report.md: the before/after table, the reward curve and the two grids; returns its path."""
+  curve = reward_curve(workdir, curve_keys)
+  table = before_after_table(before, after)
+  lines = [f"# {name}: what GRPO changed", "",
+           f"Oracle scores on {after.get('num_samples', '?')} samples of fixed val prompts (same prompts "
+           "and seeds before and after).", "", table, ""]
+  lines += list(notes) + ([""] if notes else [])
+  if curve:
+    lines += ["## Reward during training", "", "![reward curve](report/reward_curve.png)", ""]
+  lines += ["## Samples (one row per prompt, the same prompts and seeds)", "",
+            "| before | after |", "|---|---|", "| ![before](report/eval_before.png) | ![after](report/eval_after.png) |", ""]
+  path = os.path.join(workdir, "report.md")
+  with open(path, "w") as f:
+    f.write("\n".join(lines))
+  return path
