@@ -9,24 +9,15 @@ import numpy as np
 import pytest
 
 from configs import shapes_demo, shapes_demo_oracle
-from gotr1_jax.convert import janus as convert
-from gotr1_jax.data.shapes_world.tokenizer import load_tokenizer
 from gotr1_jax.metrics import read_metrics
 from gotr1_jax.rl import trainer
-from tests.models.test_janus import state_numpy
-from tests.sampling.test_janus_generate import tiny_hf_janus_for
+from tests.sampling.test_janus_generate import write_tiny_policy
 
 
 @pytest.fixture(scope="module")
 def policy_dir(tmp_path_factory):
-  """A tiny random Janus policy (4x4 image grid) in our Flax format, with ShapesWorld's tokenizer."""
-  tokenizer = load_tokenizer()
-  ref = tiny_hf_janus_for(tokenizer)
-  cfg = convert.config_from_json(ref.config.to_dict(), with_vision=False)
-  params, vq_params = convert.state_to_params(state_numpy(ref), cfg, convert.TRANSFORMERS)
   d = tmp_path_factory.mktemp("policy")
-  convert.save_flax_janus(d, cfg, params, vq_params)
-  tokenizer.save_pretrained(d)
+  write_tiny_policy(d)
   return d
 
 

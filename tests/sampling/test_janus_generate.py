@@ -52,6 +52,18 @@ def tiny_hf_janus_for(tokenizer, seed: int = 0) -> transformers.JanusForConditio
   return transformers.JanusForConditionalGeneration(config).eval().float()
 
 
+def write_tiny_policy(directory) -> convert.JanusConfig:
+  """A tiny random policy (ShapesWorld tokenizer, 4x4 image grid) saved as a Flax directory with its
+  tokenizer files, as tools/convert.py would leave it; returns its config."""
+  tokenizer = load_tokenizer()
+  ref = tiny_hf_janus_for(tokenizer)
+  cfg = convert.config_from_json(ref.config.to_dict(), with_vision=False)
+  params, vq_params = convert.state_to_params(state_numpy(ref), cfg, convert.TRANSFORMERS)
+  convert.save_flax_janus(directory, cfg, params, vq_params)
+  tokenizer.save_pretrained(directory)  # tokenizer.json + tokenizer_config.json (BOS, pad)
+  return cfg
+
+
 def flax_from_hf(ref, tokenizer, config: jg.JanusGenerationConfig):
   """Our policy, VQ and generator on the reference's weights (through convert/janus.py)."""
   cfg = convert.config_from_json(ref.config.to_dict(), with_vision=False)

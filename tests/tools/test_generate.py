@@ -10,22 +10,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from gotr1_jax.convert import janus as convert
-from gotr1_jax.data.shapes_world.tokenizer import load_tokenizer
-from tests.models.test_janus import state_numpy
-from tests.sampling.test_janus_generate import tiny_hf_janus_for
+from tests.sampling.test_janus_generate import write_tiny_policy
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_generate_writes_images_and_chains(tmp_path):
-  tokenizer = load_tokenizer()
-  ref = tiny_hf_janus_for(tokenizer)
-  cfg = convert.config_from_json(ref.config.to_dict(), with_vision=False)
-  params, vq_params = convert.state_to_params(state_numpy(ref), cfg, convert.TRANSFORMERS)
   ckpt = tmp_path / "ckpt"
-  convert.save_flax_janus(ckpt, cfg, params, vq_params)
-  tokenizer.save_pretrained(ckpt)  # tokenizer.json + tokenizer_config.json (BOS, pad)
+  cfg = write_tiny_policy(ckpt)
   out = tmp_path / "out"
   run = subprocess.run(
       [sys.executable, str(ROOT / "tools" / "generate.py"),
