@@ -1,0 +1,132 @@
+"""Training examples for ShapesWorld's tiny judge: GoT-R1's four questions with the oracle's answers.
+
+Owns making (question, image, answer) triples whose answers are what a perfect judge would say:
+for a prompt, a true scene is sampled, then the chain's scene and the image's scene are each
+corrupted independently with some probability (an object recoloured, reshaped, re-textured,
+dropped, added, or moved so a relation breaks), so that chains and images of every quality occur.
+The questions are exactly the judge prompts of rewards/prompts.py (R_sem with the chain as text,
+R_spa with the drawn layout canvas, R_RI per planned object, R_PI with the image) and the answers
+are the oracle's exact scores (data/shapes_world/oracle.py) on the judge's published scales, and
+for R_RI the oracle's detected boxes in the judge image's pixels, as JSON. It trains nothing
+(judge_train.py does).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+from ml_collections import ConfigDict
+
+from gotr1_jax.data.shapes_world import detect
+from gotr1_jax.data.shapes_world.chains import planned_objects, scene_chain
+from gotr1_jax.data.shapes_world.layout import sample_scene
+from gotr1_jax.data.shapes_world.oracle import r_pi, r_sem, r_spa
+from gotr1_jax.data.shapes_world.prompts import PromptSpec
+from gotr1_jax.data.shapes_world.render import render_scene
+from gotr1_jax.data.shapes_world.world import COORD_MAX, Scene, SceneObject, WorldConfig
+from gotr1_jax.data.chain import parse_chain
+from gotr1_jax.rewards.canvas import draw_layout
+from gotr1_jax.rewards.iou import object_key
+from gotr1_jax.rewards.judge import fit_image
+from gotr1_jax.rewards.prompts import SCORE_SCALES, get_prompts
+
+KINDS = ("r_sem", "r_spa", "r_ri", "r_pi")
+CORRUPTIONS = ("color", "shape", "texture", "drop", "add", "move")
+
+
+@dataclasses.dataclass(frozen=True)
+class JudgeExample:
+  kind: str  # r_sem | r_spa | r_ri | r_pi
+  text: str  # the user question (rewards/prompts.py)
+  image: Optional[np.ndarray]  # uint8 [H, W, 3] as the judge sees it, or None (R_sem)
+  answer: str  # the target answer (JSON)
+
+
+def score_answer(value: float, kind: str) -> str:
+  """An exact reward in [0, 1] as the judge's JSON answer on the kind's published scale."""
+  low, high = SCORE_SCALES[kind]
+  return json.dumps({"score": int(round(low + value * (high - low)))})
+
+
+def grounding_answer(name: str, detections: Sequence[SceneObject], size: tuple[int, int]) -> str:
+  """Every detected object called `name`, as Qwen2.5-VL answers grounding: pixel boxes of the image."""
+  w, h = size
+  boxes = [[round(d.box[0] * w / COORD_MAX), round(d.box[1] * h / COORD_MAX), round(d.box[2] * w / COORD_MAX),
+            round(d.box[3] * h / COORD_MAX)] for d in detections if object_key(d.name) == object_key(name)]
+  return json.dumps([{"bbox_2d": b, "label": name} for b in boxes])
+
+
+def corrupt_scene(scene: Scene, rng: np.random.Generator, world: WorldConfig) -> Scene:
+  """One random corruption of a scene (see CORRUPTIONS); the scene itself if none applies."""
+  objs = list(scene.objects)
+  kind = CORRUPTIONS[rng.integers(len(CORRUPTIONS))]
+  i = int(rng.integers(len(objs)))
+  o = objs[i]
+  other = lambda options, current: str(rng.choice([x for x in options if x != current]))
+  if kind == "color":
+    objs[i] = dataclasses.replace(o, color=other(world.color_names, o.color))
+  elif kind == "shape":
+    objs[i] = dataclasses.replace(o, shape=other(world.shapes, o.shape))
+  elif kind == "texture":
+    objs[i] = dataclasses.replace(o, texture=other(world.textures, o.texture))
+  elif kind == "drop" and len(objs) > 1:
+    objs.pop(i)
+  elif kind == "add" and len(objs) < world.max_objects:
+    x1, y1 = (int(v) for v in rng.integers(0, COORD_MAX // 2, 2))
+    side = int(rng.integers(COORD_MAX // 6, COORD_MAX // 3))
+    objs.append(SceneObject(shape=str(rng.choice(world.shapes)), color=str(rng.choice(world.color_names)),
+                            texture=str(rng.choice(world.textures)),
+                            box=(x1, y1, min(COORD_MAX - 1, x1 + side), min(COORD_MAX - 1, y1 + side))))
+  elif kind == "move":  # swap two objects' boxes (breaks a relation), or move one elsewhere
+    if len(objs) > 1:
+      j = int((i + 1 + rng.integers(len(objs) - 1)) % len(objs))
+      objs[i], objs[j] = dataclasses.replace(o, box=objs[j].box), dataclasses.replace(objs[j], box=o.box)
+    else:
+      w, h = o.box[2] - o.box[0], o.box[3] - o.box[1]
+      x1, y1 = int(rng.integers(0, COORD_MAX - w)), int(rng.integers(0, COORD_MAX - h))
+      objs[i] = dataclasses.replace(o, box=(x1, y1, x1 + w, y1 + h))
+  return Scene(objects=tuple(objs))
+
+
+def maybe_corrupt(scene: Scene, rng: np.random.Generator, world: WorldConfig, p: float, max_n: int = 2) -> Scene:
+  """With probability p, 1..max_n corruptions."""
+  if rng.random() >= p:
+    return scene
+  for _ in range(int(rng.integers(1, max_n + 1))):
+    scene = corrupt_scene(scene, rng, world)
+  return scene
+
+
+def sample_pair(spec: PromptSpec, rng: np.random.Generator, world: WorldConfig = WorldConfig(),
+                corrupt_p: float = 0.6,
+                image_transform: Optional[Callable[[np.ndarray], np.ndarray]] = None) -> tuple[str, np.ndarray]:
+  """A (chain, image) for `spec`: a true scene, then the chain's copy and the image's copy each
+  corrupted with probability corrupt_p (independently), the image optionally transformed."""
+  truth = sample_scene(spec, rng, world)
+  chain = scene_chain(maybe_corrupt(truth, rng, world, corrupt_p), world)
+  image = render_scene(maybe_corrupt(truth, rng, world, corrupt_p), world)
+  return chain, (image if image_transform is None else image_transform(image))
+
+
+def judge_examples(spec: PromptSpec, rng: np.random.Generator, image_size: tuple[int, int], reward: ConfigDict,
+                   world: WorldConfig = WorldConfig(), corrupt_p: float = 0.6,
+                   image_transform: Optional[Callable[[np.ndarray], np.ndarray]] = None) -> list[JudgeExample]:
+  """The four questions (R_RI once per distinct planned object) about one sampled (chain, image).
+
+  image_transform(uint8 image) -> uint8 image, e.g. a VQ round trip, so the judge also sees the
+  decoder's artefacts; answers are computed on the transformed image, as the oracle would."""
+  prompts = get_prompts(reward.prompt_version)
+  chain, image = sample_pair(spec, rng, world, corrupt_p, image_transform)
+  detections = detect.detect_objects(image, world)
+  seen = fit_image(image, image_size)
+  out = [JudgeExample("r_sem", prompts.sem(spec.text, chain), None, score_answer(r_sem(spec, chain, world), "r_sem"))]
+  objects = parse_chain(chain)
+  if objects:
+    out.append(JudgeExample("r_spa", prompts.spa(spec.text), draw_layout(objects, reward.canvas),
+                            score_answer(r_spa(spec, chain, world), "r_spa")))
+  names = list(dict.fromkeys(o.name for o in planned_objects(chain, world)))
+  out += [JudgeExample("r_ri", prompts.ri(n), seen, grounding_answer(n, detections, image_size)) for n in names]
+  out.append(JudgeExample("r_pi", prompts.pi(spec.text), seen, score_answer(r_pi(spec, detections), "r_pi")))
+  return out

@@ -1,0 +1,51 @@
+"""eval/judge_fidelity.py: the oracle judged against itself correlates perfectly, a noisy judge less,
+a constant one not at all (NaN), and the sample is fixed by its seed."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from gotr1_jax.eval import judge_fidelity as jf
+from gotr1_jax.rewards.config import reward_defaults
+
+
+@pytest.fixture(scope="module")
+def sample():
+  return jf.fidelity_sample(36, seed=0)
+
+
+def test_sample_is_fixed_by_its_seed_and_covers_every_category(sample):
+  again = jf.fidelity_sample(36, seed=0)
+  assert again.chains == sample.chains and np.array_equal(again.images, sample.images)
+  assert {s.category for s in sample.specs} == {"color", "shape", "texture", "spatial", "numeracy", "complex"}
+  assert jf.fidelity_sample(36, seed=1).chains != sample.chains
+
+
+def test_oracle_judge_is_perfect(sample):
+  result = jf.judge_fidelity(jf.oracle_as_judge(), sample, reward_defaults(), batch_size=10)
+  assert result["n"] == 36
+  for k, r in result["per_reward"].items():
+    assert r["spearman"] == pytest.approx(1.0) and r["kendall"] == pytest.approx(1.0), k
+    assert r["judge_mean"] == pytest.approx(r["oracle_mean"])
+  assert "| r_pi | 1.000 | 1.000 |" in jf.format_fidelity(result)
+
+
+class _Noisy:
+  def __init__(self, noise: float, constant: bool = False):
+    self.inner, self.noise, self.constant = jf.oracle_as_judge(), noise, constant
+    self.rng = np.random.default_rng(0)
+
+  def score(self, batch):
+    out = self.inner.score(batch)
+    if self.constant:
+      return {k: np.full_like(v, 0.5) for k, v in out.items()}
+    return {k: np.clip(v + self.rng.normal(0, self.noise, v.shape), 0, 1).astype(np.float32) for k, v in out.items()}
+
+
+def test_noise_lowers_the_correlation_and_a_constant_judge_has_none(sample):
+  noisy = jf.judge_fidelity(_Noisy(0.3), sample, reward_defaults())["per_reward"]["r_pi"]
+  assert 0.0 < noisy["spearman"] < 0.95 and noisy["kendall"] < noisy["spearman"]
+  flat = jf.judge_fidelity(_Noisy(0, constant=True), sample, reward_defaults())["per_reward"]["r_sem"]
+  assert math.isnan(flat["spearman"]) and math.isnan(flat["kendall"])

@@ -1,0 +1,64 @@
+"""pretrain/judge_data.py: the judge's training answers read back, through the reward parsers, to
+exactly the oracle's rewards (so a perfect judge trained on them reproduces the oracle)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gotr1_jax.data.shapes_world.prompts import CATEGORIES, load_prompts
+from gotr1_jax.data.shapes_world.world import WorldConfig
+from gotr1_jax.pretrain import judge_data
+from gotr1_jax.rewards.config import reward_defaults
+from gotr1_jax.rewards.iou import box_iou
+from gotr1_jax.rewards.parse import parse_boxes, parse_score
+from gotr1_jax.rewards.prompts import SCORE_SCALES
+
+SIZE = (112, 112)
+
+
+@pytest.fixture(scope="module")
+def reward():
+  r = reward_defaults()
+  r.canvas.width = r.canvas.height = SIZE[0]
+  return r
+
+
+def test_uncorrupted_examples_get_full_marks(reward):
+  rng = np.random.default_rng(0)
+  for category in CATEGORIES:
+    for spec in load_prompts(category, "train")[:3]:
+      examples = judge_data.judge_examples(spec, rng, SIZE, reward, corrupt_p=0.0)
+      kinds = [e.kind for e in examples]
+      assert kinds[0] == "r_sem" and kinds[1] == "r_spa" and kinds[-1] == "r_pi" and "r_ri" in kinds
+      for e in examples:
+        if e.kind == "r_ri":
+          assert parse_boxes(e.answer, SIZE) and e.image.shape == (*SIZE, 3)
+        else:
+          low, high = SCORE_SCALES[e.kind]
+          assert parse_score(e.answer, scale=high, minimum=low) == 1.0, (spec.text, e.kind, e.answer)
+
+
+def test_score_answers_round_trip_on_every_scale():
+  for kind, (low, high) in SCORE_SCALES.items():
+    for step in range(high - low + 1):
+      value = step / (high - low)
+      assert parse_score(judge_data.score_answer(value, kind), scale=high, minimum=low) == pytest.approx(value)
+
+
+def test_grounding_answer_boxes_come_back_in_the_chain_frame():
+  from gotr1_jax.data.shapes_world.world import SceneObject
+  det = [SceneObject("circle", "red", "solid", (100, 200, 400, 500)), SceneObject("star", "blue", "solid", (0, 0, 90, 90))]
+  boxes = parse_boxes(judge_data.grounding_answer("red circle", det, SIZE), SIZE)
+  assert len(boxes) == 1 and box_iou(boxes[0], (100, 200, 400, 500)) > 0.97
+  assert parse_boxes(judge_data.grounding_answer("green cross", det, SIZE), SIZE) == []
+
+
+def test_corruptions_lower_the_exact_scores(reward):
+  rng = np.random.default_rng(1)
+  world = WorldConfig()
+  specs = [s for c in ("color", "spatial", "complex") for s in load_prompts(c, "train")[:10]]
+  answers = [judge_data.judge_examples(s, rng, SIZE, reward, world, corrupt_p=1.0) for s in specs]
+  sem = [parse_score(ex[0].answer) for ex in answers]
+  pi = [parse_score(ex[-1].answer) for ex in answers]
+  assert np.mean(sem) < 0.9 and np.mean(pi) < 0.9  # corrupted chains and images lose points
+  assert len(set(sem)) > 3 and len(set(pi)) > 3  # and the scores are graded, not all-or-nothing
