@@ -39,14 +39,18 @@ def decoder_lm_rules(cfg: llm.LMConfig, prefix: str = "model.", lm_head: str = "
 
 
 def lm_config_from_hf(hf_cfg: Any, **overrides: Any) -> llm.LMConfig:
-  """LMConfig from a transformers LlamaConfig / Qwen2Config."""
-  theta = getattr(hf_cfg, "rope_theta", None) or (getattr(hf_cfg, "rope_parameters", None) or {}).get("rope_theta", 10000.0)
+  """LMConfig from a transformers LlamaConfig / Qwen2Config / Qwen2_5_VLTextConfig (whose tied head
+  is set on the outer Qwen2_5_VLConfig: pass tie_embeddings as an override)."""
+  rope = getattr(hf_cfg, "rope_parameters", None) or {}
+  theta = getattr(hf_cfg, "rope_theta", None) or rope.get("rope_theta", 10000.0)
+  mrope = rope.get("mrope_section")
   kw = dict(vocab_size=hf_cfg.vocab_size, hidden_size=hf_cfg.hidden_size,
             intermediate_size=hf_cfg.intermediate_size, num_layers=hf_cfg.num_hidden_layers,
             num_heads=hf_cfg.num_attention_heads, num_kv_heads=hf_cfg.num_key_value_heads,
             head_dim=getattr(hf_cfg, "head_dim", None), rope_theta=float(theta),
-            rms_norm_eps=hf_cfg.rms_norm_eps, qkv_bias=hf_cfg.model_type == "qwen2",
-            tie_embeddings=bool(hf_cfg.tie_word_embeddings))
+            rms_norm_eps=hf_cfg.rms_norm_eps, qkv_bias=hf_cfg.model_type in ("qwen2", "qwen2_5_vl_text"),
+            tie_embeddings=bool(getattr(hf_cfg, "tie_word_embeddings", False)),
+            mrope_section=tuple(mrope) if mrope else None)
   kw.update(overrides)
   return llm.LMConfig(**kw)
 

@@ -147,6 +147,11 @@ class JudgeRewardModel:
     counts = {"parse_fail/r_ri": fails, "ri/missing_objects": sum(r.num_missing for r in results)}
     return np.array([r.r_ri for r in results], np.float64), counts
 
+  def score_prompt_image(self, prompts: Sequence[str], images: Sequence[np.ndarray]) -> tuple[np.ndarray, int]:
+    """R_PI alone (images without chains, e.g. another model's samples): ([N] in [0, 1], parse failures)."""
+    return self._scores("r_pi", [self.prompts.pi(q) for q in prompts],
+                        [fit_image(np.asarray(im), self.image_size) for im in images])
+
   def score(self, batch: RewardBatch) -> dict[str, Any]:
     parses = [parse_chain_stats(c) for c in batch.chains]
     objects = [p.objects for p in parses]
