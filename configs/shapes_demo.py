@@ -37,14 +37,19 @@ def get_config(arg: str | None = None):
   config.task.eval_batch_prompts = 8
   config.model = dict(dtype="float32", param_dtype="")
   config.generation = dict(
-      max_chain_tokens=96, cfg_weight=3.0, text_temperature=1.0, image_temperature=1.0,
-      greedy_text=False, greedy_image=False, prompt_buckets=(48,), image_prompt_buckets=(160,),
+      max_chain_tokens=160, cfg_weight=3.0, text_temperature=1.0, image_temperature=1.0,
+      greedy_text=False, greedy_image=False, prompt_buckets=(48,), image_prompt_buckets=(216,),
       decode_batch_size=32, pad_token="")
   config.reward = reward_defaults()
   config.reward.kind = a.reward  # "gotr1": the judge; "function": the oracle's exact rewards
   config.reward.combine = "product"
   config.reward.judge_checkpoint = ""  # "" = the shipped judge
   config.reward.judge_image_size = 56  # ShapesWorld's 64 px images, seen by the judge at 56 px
+  # The shipped judge was trained on the compact wording of the four questions and on layouts drawn
+  # at its own size (configs/shapes_pretrain.py, pretrain/judge_train.py); a real judge uses "v1".
+  config.reward.prompt_version = "compact-v1"
+  config.reward.canvas.update(width=56, height=56, font_scale=1, line_width=1)
+  config.judge_generation = dict(prompt_buckets=(96, 160, 256), row_buckets=(16, 64), patch_buckets=(196,))
   config.rl.steps = a.steps
   config.rl.prompts_per_step = a.prompts
   config.rl.group_size = a.group_size

@@ -47,6 +47,15 @@ class MetricWriter:
       row = {"step": step, **values}
       csv.DictWriter(f, self._columns).writerow({k: row.get(k, "") for k in self._columns})
 
+  def drop_after(self, step: int) -> None:
+    """Forgets CSV rows after `step` (a resumed run rewrites the steps its checkpoint lacks)."""
+    if os.path.exists(self.csv_path) and self._columns:
+      rows = [r for r in read_metrics(self.csv_path) if r.get("step", "") == "" or int(r["step"]) <= step]
+      with open(self.csv_path, "w", newline="") as f:
+        w = csv.DictWriter(f, self._columns)
+        w.writeheader()
+        w.writerows({k: r.get(k, "") for k in self._columns} for r in rows)
+
   def _rewrite_header(self, columns: list[str]) -> None:
     rows = read_metrics(self.csv_path) if os.path.exists(self.csv_path) else []
     self._columns = columns

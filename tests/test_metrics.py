@@ -32,3 +32,15 @@ def test_image_grid_layout_and_png(tmp_path):
   path = w.write_grid(4, "samples", imgs)
   w.close()
   np.testing.assert_array_equal(np.asarray(Image.open(path)), image_grid(imgs))
+
+
+def test_drop_after_forgets_the_steps_a_resume_rewrites(tmp_path):
+  from gotr1_jax.metrics import MetricWriter, read_metrics
+  w = MetricWriter(str(tmp_path))
+  for step in (1, 2, 3):
+    w.write(step, {"reward/mean": float(step)})
+  w.drop_after(2)
+  w.write(3, {"reward/mean": 30.0})
+  w.close()
+  rows = read_metrics(str(tmp_path / "metrics.csv"))
+  assert [(r["step"], r["reward/mean"]) for r in rows] == [("1", "1.0"), ("2", "2.0"), ("3", "30.0")]

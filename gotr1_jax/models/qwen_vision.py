@@ -152,14 +152,43 @@ def vision_rope_angles(positions: Array, head_dim: int, theta: float) -> tuple[A
   return jnp.cos(emb), jnp.sin(emb)
 
 
+class _Linear(nn.Module):
+  """x contracted over its trailing `num_in` axes with a kernel [in..., out...] named in_axes + out_axes.
+
+  nn.DenseGeneral would store the same kernel, but it initialises a flat 2-D kernel and reshapes
+  it through the logical names of the full shape, which fails inside a mesh context (a frozen judge
+  run by the trainer); this keeps the kernel in its full shape from the start."""
+
+  features: tuple[int, ...]
+  in_axes: tuple
+  out_axes: tuple
+  num_in: int
+  use_bias: bool
+  dtype: Any
+  param_dtype: Any
+
+  @nn.compact
+  def __call__(self, x: Array) -> Array:
+    in_shape = x.shape[x.ndim - self.num_in:]
+    kernel = self.param("kernel", nn.with_logical_partitioning(nn.initializers.normal(0.02), self.in_axes + self.out_axes),
+                        in_shape + self.features, self.param_dtype)
+    dims = tuple(range(x.ndim - self.num_in, x.ndim))
+    y = jax.lax.dot_general(x.astype(self.dtype), kernel.astype(self.dtype),
+                            ((dims, tuple(range(self.num_in))), ((), ())))
+    if self.use_bias:
+      bias = self.param("bias", nn.with_logical_partitioning(nn.initializers.zeros, self.out_axes), self.features,
+                        self.param_dtype)
+      y = y + bias.astype(self.dtype)
+    return y
+
+
 def _linear(features: Any, in_axes: tuple, out_axes: tuple, name: str, cfg: QwenVisionConfig,
-            axis: Any = -1, bias: bool = True) -> nn.DenseGeneral:
-  """A linear layer whose kernel [in..., out...] carries logical names in_axes + out_axes."""
-  return nn.DenseGeneral(
-      features, axis=axis, use_bias=bias, name=name, dtype=resolve_dtype(cfg.dtype),
-      param_dtype=resolve_dtype(cfg.param_dtype),
-      kernel_init=nn.with_logical_partitioning(nn.initializers.normal(0.02), in_axes + out_axes),
-      bias_init=nn.with_logical_partitioning(nn.initializers.zeros, out_axes))
+            axis: Any = -1, bias: bool = True) -> _Linear:
+  """A linear layer whose kernel [in..., out...] carries logical names in_axes + out_axes; `axis`
+  names the trailing input axes it contracts (-1 or (-2, -1))."""
+  num_in = len(axis) if isinstance(axis, (tuple, list)) else 1
+  return _Linear(tuple(features) if isinstance(features, (tuple, list)) else (features,), tuple(in_axes),
+                 tuple(out_axes), num_in, bias, resolve_dtype(cfg.dtype), resolve_dtype(cfg.param_dtype), name=name)
 
 
 def _norm(cfg: QwenVisionConfig, name: str) -> RMSNorm:

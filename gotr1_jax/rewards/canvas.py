@@ -35,7 +35,10 @@ def to_pixels(box: Sequence[int], width: int, height: int) -> tuple[int, int, in
 
 
 def _label_mask(text: str, font, canvas: ConfigDict) -> Image.Image:
-  """The text as an 'L' mask (255 = ink), bitmap glyphs scaled up by font_scale (nearest)."""
+  """The text as an 'L' mask (255 = ink), bitmap glyphs scaled up by font_scale (nearest).
+  Characters the bitmap font cannot encode (it is Latin-1; a policy may write anything) become '?'."""
+  if canvas.font == "bitmap":
+    text = text.encode("latin-1", "replace").decode("latin-1")
   left, top, right, bottom = font.getbbox(text)
   mask = Image.new("L", (max(right - left, 1), max(bottom - top, 1)), 0)
   ImageDraw.Draw(mask).text((-left, -top), text, fill=255, font=font)

@@ -80,7 +80,18 @@ _V1 = JudgePrompts(
         'Answer with JSON only and no other text: {{"score": <integer from 0 to 10>}}'),
 )
 
-PROMPT_VERSIONS: dict[str, JudgePrompts] = {_V1.version: _V1}
+# The same four questions in as few words as possible, for small judges trained on them (ShapesWorld's
+# shipped judge): the instructions of v1 are ~150 tokens that such a judge cannot use but must read
+# on every question. Answers and scales are v1's.
+_COMPACT_V1 = JudgePrompts(
+    version="compact-v1",
+    r_sem='Plan check. Prompt: {prompt}\nPlan: {chain}\nScore 0-10 as JSON {{"score": n}}.',
+    r_spa='Layout check. Prompt: {prompt}\nScore 1-10 as JSON {{"score": n}}.',
+    r_ri='Locate every {object}. Answer a JSON list of {{"bbox_2d": [x1, y1, x2, y2], "label": "{object}"}}.',
+    r_pi='Image check. Prompt: {prompt}\nScore 0-10 as JSON {{"score": n}}.',
+)
+
+PROMPT_VERSIONS: dict[str, JudgePrompts] = {p.version: p for p in (_V1, _COMPACT_V1)}
 
 # Published scales (GOT_R1_FACTS.md §4) as (minimum, maximum) of the judge's answer; parse.py
 # rescales s to (s - minimum) / (maximum - minimum) in [0, 1].

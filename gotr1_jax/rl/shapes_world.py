@@ -58,15 +58,27 @@ def oracle_reward_fn():
   return fn
 
 
-def _reward_model(config: ConfigDict):
-  reward = config.reward
-  if reward.kind == "function":
-    return build_reward_model(reward, fn=oracle_reward_fn())
+def judge_reward_model(config: ConfigDict, judge_dir: str = ""):
+  """GoT-R1's judge rewards with the Qwen2.5-VL at judge_dir (default config.reward.judge_checkpoint,
+  else the shipped judge), run with config.judge_generation, images at reward.judge_image_size."""
   from gotr1_jax.sampling.qwen_vl import generator_from_checkpoint as judge_from_checkpoint
-  judge = judge_from_checkpoint(_checkpoint(reward.judge_checkpoint, "judge", "reward.judge_checkpoint"),
-                                config.get("judge_generation", None))
+  reward = config.reward
+  path = _checkpoint(judge_dir or reward.get("judge_checkpoint", ""), "judge", "reward.judge_checkpoint")
   size = int(reward.judge_image_size)
-  return build_reward_model(reward, generate_fn=judge, image_size=(size, size))
+  return build_reward_model(_with_kind(reward, "gotr1"), generate_fn=judge_from_checkpoint(
+      path, config.get("judge_generation", None)), image_size=(size, size))
+
+
+def _with_kind(reward: ConfigDict, kind: str) -> ConfigDict:
+  out = ConfigDict(reward.to_dict())
+  out.kind = kind
+  return out
+
+
+def _reward_model(config: ConfigDict):
+  if config.reward.kind == "function":
+    return build_reward_model(config.reward, fn=oracle_reward_fn())
+  return judge_reward_model(config)
 
 
 class PromptStream:

@@ -56,6 +56,7 @@ def train(config: ConfigDict, workdir: str, task: Optional[Task] = None) -> dict
     monitor = RewardMonitor(config.reward.monitor if "reward" in config else monitor_defaults())
     state = _maybe_restore(ckpt, setup, task, monitor)
     writer = MetricWriter(workdir)
+    writer.drop_after(int(state.step))  # rows of steps after the checkpoint are rewritten
     try:
       last = _loop(config, task, setup, state, ckpt, writer, monitor, workdir, mesh, rules, tx)
     finally:

@@ -102,3 +102,11 @@ def test_truetype_font_is_deterministic_and_path_errors():
   cfg.font = "/no/such/font.ttf"
   with pytest.raises(ValueError, match="font"):
     load_font(cfg)
+
+
+def test_names_outside_latin1_are_drawn_not_raised():
+  from gotr1_jax.rewards.canvas import draw_layout
+  from gotr1_jax.rewards.config import canvas_defaults
+  objs = [Obj("\ufffd red 圆 circle", (100, 100, 400, 400))]
+  image = draw_layout(objs, canvas_defaults())
+  assert image.shape == (448, 448, 3) and (image != 255).any()

@@ -32,3 +32,13 @@ def test_v1_templates_fill_and_ask_for_json():
 def test_unknown_version():
   with pytest.raises(ValueError, match="prompt_version"):
     get_prompts("v0")
+
+
+def test_compact_templates_carry_the_same_fields_and_scales():
+  p = get_prompts("compact-v1")
+  sem, spa, ri, pi = p.sem("a vase and a cat", CHAIN), p.spa("a cat left of a vase"), p.ri("red cube"), p.pi("a dog")
+  assert "Prompt: a vase and a cat" in sem and "yellow vase (202,482),(729,964)" in sem and "<|box_start|>" not in sem
+  assert '0-10 as JSON {"score": n}' in sem and '1-10 as JSON {"score": n}' in spa and "a cat left of a vase" in spa
+  assert '0-10 as JSON {"score": n}' in pi and "a dog" in pi
+  assert ri.count("red cube") == 2 and '"bbox_2d": [x1, y1, x2, y2]' in ri
+  assert max(len(t) for t in (sem, spa, ri, pi)) < 3 * len(CHAIN)  # short: a small judge reads them often

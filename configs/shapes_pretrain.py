@@ -1,0 +1,90 @@
+"""ShapesWorld's tiny shipped checkpoints: VQ tokenizer, SFT policy, judge; sizes, steps and rates.
+
+  python tools/pretrain_shapes.py --config configs/shapes_pretrain.py               # all stages
+  python tools/pretrain_shapes.py --config configs/shapes_pretrain.py --only vq     # one stage
+  python tools/pretrain_shapes.py --config configs/shapes_pretrain.py:scale=0.1     # a 10% smoke run
+
+Every stage trains from scratch on freshly sampled ShapesWorld scenes of the train prompts, writes
+metrics under `workdir/<stage>` and its checkpoint (safetensors + config.json) under
+`out_dir/<stage>`. The policy reads the VQ from `out_dir/vq`; the judge needs nothing else.
+`scale` multiplies every stage's step count (warmups too).
+"""
+from ml_collections import ConfigDict
+
+from gotr1_jax import config_lib
+
+
+def _optimizer(lr: float, warmup: int, weight_decay: float = 0.0) -> ConfigDict:
+  opt = config_lib.optimizer_defaults()
+  opt.update(lr=lr, warmup_steps=warmup, final_lr_ratio=0.1, b1=0.9, b2=0.99, eps=1e-8,
+             weight_decay=weight_decay, max_grad_norm=1.0)
+  return opt
+
+
+def vq_config(scale: float) -> ConfigDict:
+  """Janus' VQ architecture at 64 px: 3 downsamplings (8 x 8 = 64 tokens), 512 codes of size 8."""
+  return ConfigDict(dict(
+      model=dict(embed_dim=8, num_embeddings=512, latent_channels=64, base_channels=16,
+                 channel_multiplier=(1, 1, 2, 4), num_res_blocks=1, norm_groups=8, num_patches=8),
+      loss=dict(object_pixel_weight=8.0, codebook_weight=1.0, commit_weight=0.25, background_weight=1.0),
+      optimizer=_optimizer(lr=3e-3, warmup=max(1, int(50 * scale))),
+      steps=max(1, int(1200 * scale)), batch_size=16, log_every=10, eval_images=120, grid_images=12))
+
+
+def policy_config(scale: float) -> ConfigDict:
+  """Janus' LLaMA trunk + generation path, tiny; SFT on BOS + prompt -> chain -> <begin_of_image> -> codes."""
+  return ConfigDict(dict(
+      model=dict(lm=dict(vocab_size=512, hidden_size=128, intermediate_size=384, num_layers=4,
+                         num_heads=4, num_kv_heads=2, rope_theta=10000.0, rms_norm_eps=1e-6,
+                         tie_embeddings=False),
+                 gen_aligner_depth=2, gen_head_dim=128),
+      # Rows whose prompt and chain are padded out (all but BOS and <begin_of_image>), trained on the
+      # image codes only: the unconditional branch of classifier-free guidance (Janus' recipe).
+      cfg_drop_prob=0.1,
+      # BOS + templated prompt + chain + <begin_of_image>, left-padded; the 64 codes follow. Measured
+      # over 3 scenes of every prompt of every split: median 132, longest 184 (chain alone: 146).
+      max_text_length=192,
+      image_loss_weight=1.0,  # weight of an image-code target relative to a chain-token target
+      optimizer=_optimizer(lr=2e-3, warmup=max(1, int(50 * scale)), weight_decay=0.01),
+      steps=max(1, int(800 * scale)), batch_size=16, log_every=10,
+      # The closing evaluation: val prompts sampled as GRPO samples them (temperature 1, CFG 3),
+      # scored by the oracle; a greedy sample per prompt beside them; a grid of the first ones.
+      eval=dict(prompts_per_category=8, num_samples=2, greedy=True, batch_prompts=8, grid_prompts=12,
+                generation=dict(max_chain_tokens=160, cfg_weight=3.0, text_temperature=1.0,
+                                image_temperature=1.0, prompt_buckets=(48,), image_prompt_buckets=(216,),
+                                decode_batch_size=32))))
+
+
+def judge_config(scale: float) -> ConfigDict:
+  """A tiny Qwen2.5-VL (models/qwen_vl.py at small sizes: patch 4, merge 2, so a 56 px image is
+  7 x 7 LM tokens) trained on GoT-R1's four judge questions with the oracle's answers
+  (pretrain/judge_data.py), closing with its judge-vs-oracle correlations on val prompts."""
+  from configs.models import qwen2_5_vl_tiny
+  return ConfigDict(dict(
+      model=qwen2_5_vl_tiny.get_config("hidden=128,layers=3"),
+      image_size=56,  # judge images and layout canvases; a multiple of Qwen's 28 px unit
+      patch_bucket=196,  # (56 / 4)^2 patches: every image compiles to one shape
+      prompt_version="compact-v1",  # rewards/prompts.py: GoT-R1's questions, short wording
+      length_buckets=(96, 160, 256), vocab_size=1024, tokenizer_steps=40,
+      corrupt_p=0.6,  # chains and images each corrupted with this probability (judge_data.py)
+      vq_fraction=0.0,  # > 0: that fraction of images seen through the trained VQ, like the policy's
+      optimizer=_optimizer(lr=1e-3, warmup=max(1, int(60 * scale))),
+      steps=max(1, int(3000 * scale)), batch_size=16, log_every=20,
+      fidelity_samples=120, prompt_buckets=(96, 160, 256), row_buckets=(16, 64)))
+
+
+def eval_config() -> ConfigDict:
+  """tools/evaluate.py: K images per val prompt, sampled as GRPO samples them (temperature 1)."""
+  return ConfigDict(dict(
+      prompts_per_category=50, num_samples=4, batch_prompts=16, seed=0, grid_prompts=12,
+      generation=dict(max_chain_tokens=192, cfg_weight=3.0, text_temperature=1.0,
+                      image_temperature=1.0, prompt_buckets=(48,), image_prompt_buckets=(256,),
+                      decode_batch_size=32)))
+
+
+def get_config(arg: str | None = None) -> ConfigDict:
+  a = config_lib.parse_arg(arg, scale=1.0, seed=0)
+  return ConfigDict(dict(
+      name="shapes_pretrain", seed=a.seed, workdir="runs/shapes_pretrain",
+      out_dir="gotr1_jax/assets/checkpoints",
+      vq=vq_config(a.scale), policy=policy_config(a.scale), judge=judge_config(a.scale), eval=eval_config()))

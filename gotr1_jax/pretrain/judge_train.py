@@ -1,0 +1,193 @@
+"""Supervised training of ShapesWorld's tiny judge: a Qwen2.5-VL that answers GoT-R1's four questions.
+
+Owns the judge's tokenizer (a small BPE over the judge's own questions and answers, Qwen's special
+tokens and chat template), the teacher-forced batch (chat prompt with the image's `<|image_pad|>`
+slots expanded, as `QwenVLGenerator.prompt_row` builds it for generation, then the answer and
+`<|im_end|>`; loss on the answer only), the pure jitted step, the loop, and the closing check of
+the trained judge through the real reward path (`JudgeRewardModel` over a `QwenVLGenerator`) against
+the oracle on held-out val prompts (eval/judge_fidelity.py). The questions and answers are
+pretrain/judge_data.py's; the network models/qwen_vl.py's.
+
+With `vq_fraction` > 0 that fraction of images goes through the trained VQ (encode -> decode), so
+the judge also learns the decoder's artefacts that the policy's images carry.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any, Callable, Optional, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax.training.train_state import TrainState
+from ml_collections import ConfigDict
+from tqdm import tqdm
+
+from gotr1_jax.data.qwen_chat import IM_END, build_qwen_tokenizer, render_chat
+from gotr1_jax.data.shapes_world.prompts import PromptSpec
+from gotr1_jax.data.shapes_world.world import WorldConfig
+from gotr1_jax.eval import judge_fidelity
+from gotr1_jax.metrics import MetricWriter
+from gotr1_jax.models.qwen_image_processing import QwenImageConfig, pack_vision_batch
+from gotr1_jax.models.qwen_positions import get_rope_index
+from gotr1_jax.models.qwen_vl import QwenVL, QwenVLConfig, init_qwen_vl, qwen_vl_config_from_dict
+from gotr1_jax.pretrain.judge_data import KINDS, JudgeExample, judge_examples
+from gotr1_jax.pretrain.scenes import split_prompts
+from gotr1_jax.rewards.config import reward_defaults
+from gotr1_jax.rewards.judge import JudgeRewardModel
+from gotr1_jax.pretrain.step import supervised_step
+from gotr1_jax.rl.optimizer import make_optimizer
+from gotr1_jax.sampling.buckets import bucket_length
+from gotr1_jax.sampling.qwen_vl import QwenVLGenerationConfig, QwenVLGenerator
+
+Array = jax.Array
+
+
+def reward_config(c: ConfigDict) -> ConfigDict:
+  """The reward block the judge is trained for (and must be used with): canvas at the judge's size."""
+  r = reward_defaults()
+  r.prompt_version = c.get("prompt_version", r.prompt_version)
+  r.canvas.width = r.canvas.height = int(c.image_size)
+  r.canvas.font_scale = 1
+  r.canvas.line_width = 1
+  return r
+
+
+def example_stream(specs: Sequence[PromptSpec], seed: int, c: ConfigDict, reward: ConfigDict,
+                   world: WorldConfig, image_transform: Optional[Callable] = None):
+  """step -> c.batch_size JudgeExamples of one question kind (KINDS[step % 4], so that a batch's
+  lengths are alike and short kinds use a short bucket), deterministic in (seed, step)."""
+  size = (int(c.image_size), int(c.image_size))
+
+  def examples(step: int) -> list[JudgeExample]:
+    rng = np.random.default_rng([seed, step])
+    kind = KINDS[step % len(KINDS)]
+    out: list[JudgeExample] = []
+    while len(out) < c.batch_size:
+      spec = specs[int(rng.integers(len(specs)))]
+      use_vq = image_transform is not None and rng.random() < c.vq_fraction
+      out += [e for e in judge_examples(spec, rng, size, reward, world, c.corrupt_p,
+                                        image_transform if use_vq else None) if e.kind == kind]
+    return out[:c.batch_size]
+
+  return examples
+
+
+def build_judge_tokenizer(specs: Sequence[PromptSpec], c: ConfigDict, reward: ConfigDict, world: WorldConfig):
+  """A BPE over rendered chat prompts and answers of sampled judge examples (no expanded pads)."""
+  texts = []
+  stream = example_stream(specs, 12345, c, reward, world)
+  for step in range(c.tokenizer_steps):
+    for e in stream(step):
+      texts.append(render_chat(None, e.text, 0 if e.image is None else 1) + e.answer + IM_END)
+  return build_qwen_tokenizer(texts, vocab_size=int(c.vocab_size))
+
+
+def judge_batch(generator: QwenVLGenerator, examples: Sequence[JudgeExample], length_buckets: Sequence[int],
+                patch_bucket: int) -> dict[str, Any]:
+  """Right-padded teacher-forced batch: tokens/mask [B, L] (L the smallest bucket that fits),
+  positions [3, B, L], the VisionBatch and loss_weight [B, L-1] (1 where the target is an answer
+  token or the closing <|im_end|>)."""
+  tok = generator.tokenizer
+  end = tok.convert_tokens_to_ids(IM_END)
+  rows, seqs, starts = [], [], []
+  for e in examples:
+    row = generator.prompt_row(e.text, e.image)
+    answer = list(tok(e.answer, add_special_tokens=False)["input_ids"]) + [end]
+    seq = row.ids + answer
+    if len(seq) > max(length_buckets):
+      raise ValueError(f"a judge example has {len(seq)} tokens, more than the largest of "
+                       f"config.judge.length_buckets={tuple(length_buckets)}; add a larger bucket.")
+    rows.append(row)
+    seqs.append(seq)
+    starts.append(len(row.ids))
+  b, max_length = len(seqs), bucket_length(max(len(q) for q in seqs), length_buckets)
+  tokens = np.full((b, max_length), generator.pad_id, np.int32)
+  mask = np.zeros((b, max_length), np.int32)
+  weight = np.zeros((b, max_length - 1), np.float32)
+  for i, (seq, start) in enumerate(zip(seqs, starts)):
+    tokens[i, :len(seq)] = seq
+    mask[i, :len(seq)] = 1
+    weight[i, start - 1:len(seq) - 1] = 1.0  # entry t scores token t + 1
+  grids = np.concatenate([r.grid_thw for r in rows])
+  positions, _ = get_rope_index(tokens, generator.model.config.mrope, image_grid_thw=grids if len(grids) else None,
+                                attention_mask=mask)
+  vision = pack_vision_batch([(r.patches, r.grid_thw) for r in rows], generator.model.config.vision, (patch_bucket,))
+  return dict(tokens=tokens, mask=mask, positions=np.asarray(positions, np.int32), vision=tuple(vision),
+              loss_weight=weight)
+
+
+def judge_loss(params: Any, model: QwenVL, batch: dict[str, Any]) -> tuple[Array, dict[str, Array]]:
+  """Mean NLL of the answer tokens, and their greedy accuracy."""
+  logits = model.apply(params, batch["tokens"], batch["mask"], batch["positions"], batch["vision"])[:, :-1]
+  targets = batch["tokens"][:, 1:]
+  logp = jnp.take_along_axis(jax.nn.log_softmax(logits, -1), targets[..., None], -1)[..., 0]
+  w = batch["loss_weight"]
+  n = jnp.maximum(jnp.sum(w), 1.0)
+  loss = -jnp.sum(w * logp) / n
+  acc = jnp.sum(w * (jnp.argmax(logits, -1) == targets)) / n
+  return loss, {"loss/loss": loss, "train/answer_token_acc": acc}
+
+
+def make_judge_train_step(model: QwenVL):
+  return supervised_step(lambda params, batch: judge_loss(params, model, batch))
+
+
+def judge_model_config(c: ConfigDict, vocab_size: int) -> QwenVLConfig:
+  d = c.model.to_dict()
+  d["lm"] = dict(d["lm"], vocab_size=vocab_size)
+  return qwen_vl_config_from_dict(d)
+
+
+def generation_config(c: ConfigDict) -> QwenVLGenerationConfig:
+  """How the trained judge is run (also what ships in its directory): one patch bucket, 56 px."""
+  n = int(c.image_size) ** 2
+  return QwenVLGenerationConfig(prompt_buckets=tuple(c.prompt_buckets), row_buckets=tuple(c.row_buckets),
+                                patch_buckets=(int(c.patch_bucket),), min_pixels=n, max_pixels=n)
+
+
+def train_judge(config: ConfigDict, workdir: str, image_transform: Optional[Callable] = None,
+                world: WorldConfig = WorldConfig(), steps: Optional[int] = None):
+  """Trains the judge of `config.judge` from scratch; returns (QwenVLConfig, params, tokenizer,
+  generation config, final metrics incl. the judge-vs-oracle correlations on val prompts)."""
+  c = config.judge
+  steps = c.steps if steps is None else steps
+  reward = reward_config(c)
+  train_specs = split_prompts("train", world=world)
+  tokenizer = build_judge_tokenizer(train_specs, c, reward, world)
+  model_cfg = judge_model_config(c, len(tokenizer))
+  model = QwenVL(model_cfg)
+  gen_cfg = generation_config(c)
+  n = int(c.image_size) ** 2
+  generator = QwenVLGenerator(model, None, tokenizer, gen_cfg, QwenImageConfig(min_pixels=n, max_pixels=n))
+  stream = example_stream(train_specs, config.seed, c, reward, world, image_transform)
+  params = nn.unbox(init_qwen_vl(model_cfg, jax.random.key(config.seed)))
+  state = TrainState.create(apply_fn=model.apply, params=params, tx=make_optimizer(c.optimizer, steps))
+  step_fn = jax.jit(make_judge_train_step(model), donate_argnums=0)
+  writer = MetricWriter(workdir)
+  bar = tqdm(range(steps), desc="judge", dynamic_ncols=True)
+  metrics, start, tokens = {}, time.time(), 0
+  for step in bar:
+    batch = judge_batch(generator, stream(step), tuple(c.length_buckets), int(c.patch_bucket))
+    tokens += int(batch["mask"].sum())
+    state, metrics = step_fn(state, batch)
+    if (step + 1) % c.log_every == 0 or step + 1 == steps:
+      metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
+      metrics["perf/tokens_per_s"] = tokens / (time.time() - start)
+      writer.write(step + 1, metrics)
+      bar.set_postfix(loss=f"{metrics['loss/loss']:.3f}", acc=f"{metrics['train/answer_token_acc']:.3f}")
+  final = {k: v for k, v in metrics.items() if k.startswith(("loss/", "train/answer"))}
+  generator.params = state.params
+  if c.fidelity_samples > 0:
+    sample = judge_fidelity.fidelity_sample(int(c.fidelity_samples), seed=config.seed + 1, world=world,
+                                            image_transform=image_transform)
+    result = judge_fidelity.judge_fidelity(JudgeRewardModel(generator, (int(c.image_size),) * 2, reward), sample,
+                                           reward, batch_size=int(c.row_buckets[-1]), world=world)
+    for k, r in result["per_reward"].items():
+      final[f"fidelity/{k}_spearman"] = r["spearman"]
+      final[f"fidelity/{k}_kendall"] = r["kendall"]
+    final.update({f"fidelity/{k}": v for k, v in result["counters"].items()})
+  writer.write(steps, final)
+  writer.close()
+  return model_cfg, state.params, tokenizer, gen_cfg, final

@@ -1,0 +1,129 @@
+"""The policy SFT stage (gotr1_jax/pretrain/sft_policy.py): the teacher-forced layout is what
+JanusGenerator reads, a few steps lower the loss, the stage writes its evaluation, and the saved
+checkpoint loads back through shipped.load_policy and generates exactly as the trained params do."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from gotr1_jax.data.chain import parse_chain
+from gotr1_jax.data.shapes_world.prompts import CATEGORIES
+from gotr1_jax.data.shapes_world.tokenizer import load_tokenizer
+from gotr1_jax.models.janus import JanusPolicy
+from gotr1_jax.models.vq import VQModel
+from gotr1_jax.pretrain import pipeline, shipped
+from gotr1_jax.pretrain.scenes import SceneStream
+from gotr1_jax.pretrain.sft_policy import (
+    ExampleMaker, init_policy_state, janus_config_for, sft_batch, sft_loss, text_sequences, train_policy)
+from gotr1_jax.pretrain.vq_train import vq_config_from_dict
+from gotr1_jax.sampling import janus_generate as jg
+from tests.pretrain.tiny import tiny_config
+
+STEPS = 12
+IDS = jg.SpecialIds(bos=1, image_start=4, pad=0)
+
+
+def test_batch_layout_weights_and_cfg_rows():
+  seqs = [[1, 20, 21, 30, 31, 32, 4], [1, 22, 33, 4]]  # BOS, prompt, chain, <begin_of_image>
+  codes = np.array([[5, 6, 7], [8, 9, 10]])
+  b = sft_batch(seqs, [3, 2], codes, np.array([False, True]), IDS, max_text_length=8, image_loss_weight=0.5)
+  np.testing.assert_array_equal(b["tokens"], [[0, 1, 20, 21, 30, 31, 32, 4, 5, 6, 7],
+                                              [0, 0, 0, 0, 1, 0, 0, 4, 8, 9, 10]])  # row 1: unconditional_rows
+  np.testing.assert_array_equal(b["attention_mask"], [[0] + [1] * 10, [0] * 4 + [1] * 7])
+  np.testing.assert_array_equal(b["is_image"][0], [False] * 8 + [True] * 3)
+  # Entry t weights tokens[t + 1]: row 0's chain 30, 31, 32 and <begin_of_image>, then the codes;
+  # the CFG row only its codes.
+  np.testing.assert_array_equal(b["loss_weight"], [[0, 0, 0, 1, 1, 1, 1, .5, .5, .5],
+                                                   [0, 0, 0, 0, 0, 0, 0, .5, .5, .5]])
+  with pytest.raises(ValueError, match="max_text_length"):
+    sft_batch(seqs, [3, 2], codes, np.array([False, False]), IDS, max_text_length=6)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+  config = tiny_config(steps=STEPS)
+  vq_config = vq_config_from_dict(config.vq.model)
+  vq_params = nn.unbox(VQModel(vq_config).init(jax.random.key(0), jnp.zeros((1, 8, 8, 3))))
+  workdir = tmp_path_factory.mktemp("policy")
+  janus_config, params, metrics = train_policy(config, str(workdir), vq_config, vq_params)
+  return config, vq_config, vq_params, janus_config, params, metrics, workdir
+
+
+def test_sequences_are_the_generator_reading_of_the_corpus_text(trained):
+  config, vq_config, _, janus_config, *_ = trained
+  tokenizer = load_tokenizer()
+  gen = jg.JanusGenerator(JanusPolicy(janus_config), VQModel(vq_config), tokenizer,
+                          jg.JanusGenerationConfig.from_dict(config.policy.eval.generation))
+  scenes = SceneStream("train", 0).batch(0, 4)
+  seqs, prompt_lengths = text_sequences(gen, scenes.prompts, scenes.chains)
+  for s, n, p, c in zip(seqs, prompt_lengths, scenes.prompts, scenes.chains):
+    assert s[:n] == gen.tokenize(p)
+    # The tokenizer's training text (tokenizer.py's corpus): template, a space, the chain.
+    assert s == tokenizer(jg.format_prompt(p) + " " + c)["input_ids"] + [gen.ids.image_start]
+    assert parse_chain(gen.decode_chain(s[n:])) == parse_chain(c)
+  assert janus_config.num_image_tokens == 64 and janus_config.vision is None
+  assert janus_config.vq == vq_config
+
+
+def test_a_few_steps_lower_the_loss(trained):
+  config, vq_config, vq_params, janus_config, params, metrics, _ = trained
+  gen = jg.JanusGenerator(JanusPolicy(janus_config), VQModel(vq_config), load_tokenizer(),
+                          jg.JanusGenerationConfig.from_dict(config.policy.eval.generation))
+  batch = ExampleMaker(gen, vq_params, config.policy)(SceneStream("val", 1).batch(0, 8),
+                                                      np.random.default_rng(0), drop_prob=0.5)
+  initial = init_policy_state(janus_config, config.policy.optimizer, STEPS, jax.random.key(config.seed)).params
+  before = sft_loss(initial, gen.policy, batch)[1]
+  after = sft_loss(params, gen.policy, batch)[1]
+  # Measured: loss 4.66 -> 3.61, chain 6.23 -> 4.33, image 3.47 -> 3.06 (ln 512 = 6.24, ln 32 = 3.47);
+  # the stage's own val batch (no CFG rows) ends at 3.69.
+  assert float(after["loss/loss"]) < float(before["loss/loss"]) - 0.8, (before, after)
+  assert float(after["loss/chain_nll"]) < float(before["loss/chain_nll"]) - 1.5
+  assert float(after["loss/image_nll"]) < float(before["loss/image_nll"]) - 0.2
+  assert float(after["loss/uncond_image_nll"]) < float(before["loss/uncond_image_nll"]) - 0.2
+  assert metrics["val/loss"] < float(before["loss/loss"]) - 0.8
+
+
+def test_stage_writes_oracle_scores_grid_and_samples(trained):
+  config, *_, metrics, workdir = trained
+  for k in ("eval/overall", "eval/valid_chain_frac", "eval/r_sem", "eval/color", "loss/chain_nll"):
+    assert k in metrics and np.isfinite(metrics[k]), k
+  assert 0.0 <= metrics["eval/valid_chain_frac"] <= 1.0
+  assert os.path.exists(workdir / "images" / f"policy_generations_{STEPS:06d}.png")
+  records = [json.loads(line) for line in open(workdir / "samples.jsonl")]
+  assert len(records) == 6 and {r["category"] for r in records} == set(CATEGORIES)
+
+
+def test_checkpoint_loads_back_and_generates_the_same(trained, tmp_path):
+  config, vq_config, vq_params, janus_config, params, *_ = trained
+  shipped.save_policy(tmp_path, janus_config, params, vq_params)
+  loaded_config, loaded, loaded_vq = shipped.load_policy(tmp_path)
+  # config.json spells out the head size the config left implicit
+  assert loaded_config == dataclasses.replace(janus_config, lm=dataclasses.replace(
+      janus_config.lm, head_dim=janus_config.lm.resolved_head_dim))
+  jax.tree.map(np.testing.assert_array_equal, jax.device_get(params), loaded)
+  jax.tree.map(np.testing.assert_array_equal, jax.device_get(vq_params), loaded_vq)
+  generation = jg.JanusGenerationConfig.from_dict(config.policy.eval.generation)
+  ours = jg.JanusGenerator(JanusPolicy(janus_config), VQModel(vq_config), load_tokenizer(), generation)
+  theirs = jg.JanusGenerator(JanusPolicy(loaded_config), VQModel(loaded_config.vq),
+                             jg.load_tokenizer(str(tmp_path)), generation)
+  prompts = ["a red circle to the left of a blue square", "two green stars"]
+  a = ours.generate_batch(params, vq_params, prompts, jax.random.key(3))
+  b = theirs.generate_batch(loaded, loaded_vq, prompts, jax.random.key(3))
+  assert a.chain_ids == b.chain_ids and a.chains == b.chains
+  np.testing.assert_array_equal(a.image_tokens, b.image_tokens)
+  np.testing.assert_array_equal(a.images, b.images)
+  assert b.images.shape == (2, 64, 64, 3)
+
+
+def test_policy_stage_errors_name_the_fix(tmp_path):
+  with pytest.raises(FileNotFoundError, match="pretrain_shapes.py"):  # no VQ trained yet
+    pipeline.run_stages(tiny_config(), ("policy",), str(tmp_path / "runs"), str(tmp_path / "empty"))
+  with pytest.raises(ValueError, match="num_patches=8"):
+    janus_config_for(tiny_config().policy.model, vq_config_from_dict(dict(tiny_config().vq.model, num_patches=4)))

@@ -1,0 +1,90 @@
+"""The VQ pre-training stage (gotr1_jax/pretrain/vq_train.py) and the VQ checkpoint format
+(gotr1_jax/pretrain/shipped.py): the loss falls, the straight-through estimator feeds the encoder,
+the stage writes its metrics and grid, and a saved VQ loads back bit for bit."""
+from __future__ import annotations
+
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from gotr1_jax.metrics import read_metrics
+from gotr1_jax.models.vq import VQModel, from_uint8
+from gotr1_jax.pretrain import shipped
+from gotr1_jax.pretrain.scenes import SceneStream
+from gotr1_jax.pretrain.vq_train import (
+    init_vq_state, make_vq_train_step, train_vq, vq_config_from_dict, vq_loss)
+from tests.pretrain.tiny import tiny_config
+
+
+@pytest.fixture(scope="module")
+def config():
+  return tiny_config(steps=4)
+
+
+def test_loss_falls_on_a_fixed_batch(config):
+  c = config.vq
+  model = VQModel(vq_config_from_dict(c.model))
+  images = from_uint8(jnp.asarray(SceneStream("train", 0).batch(0, 4).images))
+  state = init_vq_state(model, c.optimizer, 30, jax.random.key(0))
+  step = jax.jit(make_vq_train_step(model, c.loss))
+  losses = []
+  for _ in range(30):
+    state, metrics = step(state, images)
+    losses.append(float(metrics["loss/loss"]))
+  # Measured: 0.50 -> 0.10 (pixels start grey on a white-background image).
+  assert losses[-1] < 0.5 * losses[0], losses
+  assert np.all(np.isfinite(losses))
+
+
+def test_straight_through_gradient_reaches_the_encoder(config):
+  c = config.vq
+  model = VQModel(vq_config_from_dict(c.model))
+  images = from_uint8(jnp.asarray(SceneStream("train", 0).batch(0, 2).images))
+  params = init_vq_state(model, c.optimizer, 1, jax.random.key(0)).params
+  background = from_uint8(jnp.full((3,), 255, jnp.uint8))
+  pixel_only = c.loss.copy_and_resolve_references()
+  pixel_only.update(codebook_weight=0.0, commit_weight=0.0)
+  grads, _ = jax.grad(vq_loss, has_aux=True)(params, model, images, background, pixel_only)
+  norms = {k: float(jnp.sqrt(sum(jnp.sum(g ** 2) for g in jax.tree.leaves(v))))
+           for k, v in grads["params"].items()}
+  # Without the straight-through copy the encoder would get no gradient from the pixels.
+  assert norms["encoder"] > 1e-6 and norms["quant_conv"] > 1e-6, norms
+  assert norms["quantize"] == 0.0  # the codebook learns from its own term only
+
+
+def test_stage_writes_metrics_and_grid(config, tmp_path):
+  vq_config, params, metrics = train_vq(config, str(tmp_path))
+  assert vq_config == vq_config_from_dict(config.vq.model)
+  rows = read_metrics(os.path.join(tmp_path, "metrics.csv"))
+  assert [int(r["step"]) for r in rows if r["loss/loss"]] == [2, 4]
+  assert {"vq/roundtrip_exact", "vq/roundtrip_t2i", "vq/eval_psnr", "vq/code_usage"} <= set(metrics)
+  assert 0.0 <= metrics["vq/roundtrip_t2i"] <= 1.0 and 0.0 < metrics["vq/code_usage"] <= 1.0
+  assert os.path.exists(tmp_path / "images" / "vq_roundtrip_000004.png")
+
+
+def test_save_load_round_trip_is_exact(config, tmp_path):
+  c = config.vq
+  model = VQModel(vq_config_from_dict(c.model))
+  params = init_vq_state(model, c.optimizer, 1, jax.random.key(1)).params
+  shipped.save_vq(tmp_path, model.config, params)
+  loaded_config, loaded = shipped.load_vq(tmp_path)
+  assert loaded_config == model.config
+  jax.tree.map(np.testing.assert_array_equal, jax.device_get(params), loaded)
+  pixels = jnp.asarray(SceneStream("val", 0).batch(0, 2).images)
+  ids = model.apply(params, from_uint8(pixels), method=VQModel.encode)
+  np.testing.assert_array_equal(ids, model.apply(loaded, from_uint8(pixels), method=VQModel.encode))
+  np.testing.assert_array_equal(model.apply(params, ids, method=VQModel.decode_tokens),
+                                model.apply(loaded, ids, method=VQModel.decode_tokens))
+
+
+def test_load_errors_name_the_fix(tmp_path):
+  with pytest.raises(FileNotFoundError, match="pretrain_shapes.py"):
+    shipped.load_vq(tmp_path)
+  (tmp_path / "config.json").write_text('{"model_type": "multi_modality"}')
+  with pytest.raises(ValueError, match="load_janus"):
+    shipped.load_vq(tmp_path)
+  with pytest.raises(ValueError, match="unknown fields.*codebook"):
+    vq_config_from_dict({"codebook": 8})
