@@ -17,7 +17,7 @@ test: $(STAMP)
 	XLA_FLAGS=--xla_force_host_platform_device_count=8 $(PY) -m pytest -q -n 2 --dist loadfile tests
 
 demo: $(STAMP)
-	$(PY) tools/train.py --config configs/toy_demo.py
+	$(PY) tools/train.py --config configs/shapes_demo.py
 
 clean-venv:
 	rm -rf $(VENV)

@@ -26,7 +26,7 @@ def vq_config(scale: float) -> ConfigDict:
   return ConfigDict(dict(
       model=dict(embed_dim=8, num_embeddings=512, latent_channels=64, base_channels=16,
                  channel_multiplier=(1, 1, 2, 4), num_res_blocks=1, norm_groups=8, num_patches=8),
-      loss=dict(object_pixel_weight=8.0, codebook_weight=1.0, commit_weight=0.25, background_weight=1.0),
+      loss=dict(object_pixel_weight=8.0, codebook_weight=1.0, commit_weight=0.25, background_weight=0.05),
       optimizer=_optimizer(lr=3e-3, warmup=max(1, int(50 * scale))),
       steps=max(1, int(1200 * scale)), batch_size=16, log_every=10, eval_images=120, grid_images=12))
 
@@ -44,7 +44,7 @@ def policy_config(scale: float) -> ConfigDict:
       # BOS + templated prompt + chain + <begin_of_image>, left-padded; the 64 codes follow. Measured
       # over 3 scenes of every prompt of every split: median 132, longest 184 (chain alone: 146).
       max_text_length=192,
-      image_loss_weight=1.0,  # weight of an image-code target relative to a chain-token target
+      image_loss_weight=2.0,  # weight of an image-code target relative to a chain-token target
       optimizer=_optimizer(lr=2e-3, warmup=max(1, int(50 * scale)), weight_decay=0.01),
       steps=max(1, int(800 * scale)), batch_size=16, log_every=10,
       # The closing evaluation: val prompts sampled as GRPO samples them (temperature 1, CFG 3),

@@ -15,7 +15,7 @@ from gotr1_jax.models.vq import VQModel, from_uint8
 from gotr1_jax.pretrain import shipped
 from gotr1_jax.pretrain.scenes import SceneStream
 from gotr1_jax.pretrain.vq_train import (
-    init_vq_state, make_vq_train_step, train_vq, vq_config_from_dict, vq_loss)
+    init_vq_state, make_vq_train_step, straight_through, train_vq, vq_config_from_dict, vq_loss)
 from tests.pretrain.tiny import tiny_config
 
 
@@ -46,7 +46,7 @@ def test_straight_through_gradient_reaches_the_encoder(config):
   params = init_vq_state(model, c.optimizer, 1, jax.random.key(0)).params
   background = from_uint8(jnp.full((3,), 255, jnp.uint8))
   pixel_only = c.loss.copy_and_resolve_references()
-  pixel_only.update(codebook_weight=0.0, commit_weight=0.0)
+  pixel_only.update(codebook_weight=0.0, commit_weight=0.0, background_weight=0.0)
   grads, _ = jax.grad(vq_loss, has_aux=True)(params, model, images, background, pixel_only)
   norms = {k: float(jnp.sqrt(sum(jnp.sum(g ** 2) for g in jax.tree.leaves(v))))
            for k, v in grads["params"].items()}
@@ -55,12 +55,31 @@ def test_straight_through_gradient_reaches_the_encoder(config):
   assert norms["quantize"] == 0.0  # the codebook learns from its own term only
 
 
+def test_background_spread_is_the_variance_of_empty_patch_latents(config):
+  c = config.vq
+  model = VQModel(vq_config_from_dict(c.model))
+  pixels = SceneStream("train", 0).batch(0, 2).images
+  params = init_vq_state(model, c.optimizer, 1, jax.random.key(0)).params
+  _, metrics = vq_loss(params, model, from_uint8(jnp.asarray(pixels)), from_uint8(jnp.full((3,), 255, jnp.uint8)),
+                       c.loss)
+  z = np.asarray(model.apply(params, from_uint8(jnp.asarray(pixels)), method=straight_through)[2], np.float64)
+  # Reference: patches (8 x 8 pixels) without a single non-white pixel, their latents' spread.
+  empty = np.all(pixels.reshape(2, 8, 8, 8, 8, 3) == 255, axis=(2, 4, 5))
+  assert 0 < empty.sum() < empty.size
+  zs = z[empty]
+  expected = np.sum((zs - zs.mean(axis=0)) ** 2) / len(zs)
+  np.testing.assert_allclose(float(metrics["loss/background_spread"]), expected, rtol=1e-4)
+
+
 def test_stage_writes_metrics_and_grid(config, tmp_path):
   vq_config, params, metrics = train_vq(config, str(tmp_path))
   assert vq_config == vq_config_from_dict(config.vq.model)
   rows = read_metrics(os.path.join(tmp_path, "metrics.csv"))
   assert [int(r["step"]) for r in rows if r["loss/loss"]] == [2, 4]
-  assert {"vq/roundtrip_exact", "vq/roundtrip_t2i", "vq/eval_psnr", "vq/code_usage"} <= set(metrics)
+  assert {"vq/roundtrip_exact", "vq/roundtrip_t2i", "vq/eval_psnr", "vq/code_usage", "vq/empty_patch_codes",
+          "vq/empty_patch_top_code"} <= set(metrics)
+  assert 1 <= metrics["vq/empty_patch_codes"] <= vq_config.num_embeddings
+  assert 0 < metrics["vq/empty_patch_top_code"] <= 1
   assert 0.0 <= metrics["vq/roundtrip_t2i"] <= 1.0 and 0.0 < metrics["vq/code_usage"] <= 1.0
   assert os.path.exists(tmp_path / "images" / "vq_roundtrip_000004.png")
 
