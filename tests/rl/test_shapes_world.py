@@ -72,3 +72,24 @@ def test_missing_checkpoint_names_the_fix(tmp_path):
   config.task.policy_checkpoint = str(tmp_path / "nowhere")
   with pytest.raises(FileNotFoundError, match="pretrain_shapes.py"):
     trainer.train(config, str(tmp_path / "run"))
+
+
+def test_one_step_with_the_judge_logs_every_component(policy_dir, tmp_path):
+  """reward.kind = "gotr1": a tiny random Qwen2.5-VL judge scores the step through the four GoT-R1
+  questions; every component, its parse failures and the oracle's exact rewards are logged."""
+  from tests.pretrain.test_judge_train import toy_judge_config, write_tiny_judge
+  write_tiny_judge(tmp_path / "judge")
+  config = shapes_demo.get_config("steps=1,group_size=2,prompts=4,lora_rank=4")
+  tiny = tiny_config(policy_dir, tmp_path / "data", 1)
+  config.task, config.generation, config.checkpoint = tiny.task, tiny.generation, tiny.checkpoint
+  config.task.eval_every = 0
+  config.reward.judge_checkpoint = str(tmp_path / "judge")
+  config.reward.prompt_version = "v1"  # the toy judge's tokenizer was built on v1 questions
+  c = toy_judge_config()
+  config.reward.canvas.update(width=c.image_size, height=c.image_size)
+  config.judge_generation = dict(prompt_buckets=(512,), row_buckets=(8,), patch_buckets=(c.patch_bucket,))
+  last = trainer.train(config, str(tmp_path / "run"))
+  for key in ("reward/r_sem", "reward/r_spa", "reward/r_ri", "reward/r_pi", "reward/mean",
+              "reward/parse_fail/r_sem", "reward/parse_fail/r_ri", "reward/oracle_r_pi", "reward/oracle_t2i_score"):
+    assert key in last and np.isfinite(last[key]), key
+  assert 0.0 <= last["reward/mean"] <= 1.0
