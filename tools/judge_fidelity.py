@@ -38,10 +38,10 @@ _OUT = flags.DEFINE_string("out", None, "Write fidelity.json here too.")
 def vq_round_trip(path: str):
   from gotr1_jax.models.vq import VQModel
   from gotr1_jax.pretrain import shipped
-  from gotr1_jax.pretrain.vq_train import reconstruct
+  from gotr1_jax.pretrain.vq_train import image_roundtrip
   vq_config, vq_params = shipped.load_vq(path)
   model = VQModel(vq_config)
-  return lambda image: reconstruct(model, vq_params, image[None], 1)[1][0]
+  return image_roundtrip(model, vq_params)
 
 
 def main(argv):

@@ -35,12 +35,12 @@ def _run_policy(config: ConfigDict, workdir: str, out_dir: str) -> dict[str, flo
 def _run_judge(config: ConfigDict, workdir: str, out_dir: str) -> dict[str, float]:
   from gotr1_jax.models.vq import VQModel
   from gotr1_jax.pretrain.judge_train import train_judge
-  from gotr1_jax.pretrain.vq_train import reconstruct
+  from gotr1_jax.pretrain.vq_train import image_roundtrip
   transform = None
   if config.judge.vq_fraction > 0:  # the policy's images are VQ decodes: show the judge some
     vq_config, vq_params = shipped.load_vq(shipped.checkpoint_dir("vq", out_dir))
     model = VQModel(vq_config)
-    transform = lambda image: reconstruct(model, vq_params, image[None], 1)[1][0]
+    transform = image_roundtrip(model, vq_params)
   model_config, params, tokenizer, _, metrics = train_judge(config, workdir, transform)
   shipped.save_judge(shipped.checkpoint_dir("judge", out_dir), model_config, params, tokenizer,
                      int(config.judge.image_size))

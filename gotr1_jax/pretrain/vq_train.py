@@ -8,7 +8,7 @@ evaluation (the oracle reads reconstructions back). The network is models/vq.py'
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import flax.linen as nn
 import jax
@@ -123,6 +123,13 @@ def reconstruct(model: VQModel, params: Any, images: np.ndarray, batch_size: int
   ids, recon = zip(*(jax.device_get(fn(params, jnp.asarray(padded[i:i + batch_size])))
                      for i in range(0, padded.shape[0], batch_size)))
   return np.concatenate(ids)[:n], np.concatenate(recon)[:n]
+
+
+def image_roundtrip(model: VQModel, params: Any) -> Callable[[np.ndarray], np.ndarray]:
+  """uint8 image [H, W, 3] -> its uint8 VQ reconstruction, compiled once for the returned function
+  (a per-image `reconstruct` call would trace and compile again every time)."""
+  fn = _roundtrip_fn(model)
+  return lambda image: np.asarray(jax.device_get(fn(params, jnp.asarray(image[None], jnp.uint8)))[1][0])
 
 
 def _roundtrip_fn(model: VQModel):

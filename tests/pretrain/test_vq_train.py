@@ -15,7 +15,8 @@ from gotr1_jax.models.vq import VQModel, from_uint8
 from gotr1_jax.pretrain import shipped
 from gotr1_jax.pretrain.scenes import SceneStream
 from gotr1_jax.pretrain.vq_train import (
-    init_vq_state, make_vq_train_step, straight_through, train_vq, vq_config_from_dict, vq_loss)
+    image_roundtrip, init_vq_state, make_vq_train_step, reconstruct, straight_through, train_vq, vq_config_from_dict,
+    vq_loss)
 from tests.pretrain.tiny import tiny_config
 
 
@@ -97,6 +98,16 @@ def test_save_load_round_trip_is_exact(config, tmp_path):
   np.testing.assert_array_equal(ids, model.apply(loaded, from_uint8(pixels), method=VQModel.encode))
   np.testing.assert_array_equal(model.apply(params, ids, method=VQModel.decode_tokens),
                                 model.apply(loaded, ids, method=VQModel.decode_tokens))
+
+
+def test_image_roundtrip_is_reconstruct_compiled_once(config):
+  model = VQModel(vq_config_from_dict(config.vq.model))
+  params = init_vq_state(model, config.vq.optimizer, 1, jax.random.key(2)).params
+  images = SceneStream("val", 1).batch(0, 3).images
+  fn = image_roundtrip(model, params)
+  ours = np.stack([fn(image) for image in images])
+  np.testing.assert_array_equal(ours, reconstruct(model, params, images, 3)[1])
+  assert ours.dtype == np.uint8 and ours.shape == images.shape
 
 
 def test_load_errors_name_the_fix(tmp_path):
