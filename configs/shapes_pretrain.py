@@ -45,8 +45,11 @@ def policy_config(scale: float) -> ConfigDict:
       # over 3 scenes of every prompt of every split: median 132, longest 184 (chain alone: 146).
       max_text_length=192,
       image_loss_weight=2.0,  # weight of an image-code target relative to a chain-token target
+      # Fraction of the image codes the model *reads* replaced by random codes (targets stay clean),
+      # so that it learns to draw from the chain rather than from the codes before (sft_policy.py).
+      image_input_noise=0.4,
       optimizer=_optimizer(lr=2e-3, warmup=max(1, int(50 * scale)), weight_decay=0.01),
-      steps=max(1, int(800 * scale)), batch_size=16, log_every=10,
+      steps=max(1, int(1600 * scale)), batch_size=16, log_every=10,
       # The closing evaluation: val prompts sampled as GRPO samples them (temperature 1, CFG 3),
       # scored by the oracle; a greedy sample per prompt beside them; a grid of the first ones.
       eval=dict(prompts_per_category=8, num_samples=2, greedy=True, batch_prompts=8, grid_prompts=12,

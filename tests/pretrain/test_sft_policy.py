@@ -46,6 +46,39 @@ def test_batch_layout_weights_and_cfg_rows():
     sft_batch(seqs, [3, 2], codes, np.array([False, False]), IDS, max_text_length=6)
 
 
+def test_noisy_inputs_change_what_is_read_not_what_is_scored():
+  seqs = [[1, 20, 21, 30, 4], [1, 22, 33, 4]]
+  codes = np.array([[5, 6, 7], [8, 9, 10]])
+  noisy = np.array([[5, 11, 7], [12, 9, 13]])
+  clean = sft_batch(seqs, [3, 2], codes, np.array([False, False]), IDS, max_text_length=6)
+  b = sft_batch(seqs, [3, 2], codes, np.array([False, False]), IDS, max_text_length=6, noisy_image_tokens=noisy)
+  for k in clean:
+    np.testing.assert_array_equal(b[k], clean[k])  # the targets and weights are the clean batch's
+  np.testing.assert_array_equal(b["input_tokens"][:, :6], clean["tokens"][:, :6])
+  np.testing.assert_array_equal(b["input_tokens"][:, 6:], noisy)
+  assert "input_tokens" not in clean
+
+
+def test_example_maker_noise_rate_and_the_loss_it_reads(trained):
+  config, vq_config, vq_params, janus_config, params, *_ = trained
+  gen = jg.JanusGenerator(JanusPolicy(janus_config), VQModel(vq_config), load_tokenizer(),
+                          jg.JanusGenerationConfig.from_dict(config.policy.eval.generation))
+  make = ExampleMaker(gen, vq_params, config.policy)
+  scenes = SceneStream("val", 2).batch(0, 8)
+  clean = make(scenes, np.random.default_rng(0), drop_prob=0.0, noise=0.0)
+  noisy = make(scenes, np.random.default_rng(0), drop_prob=0.0, noise=0.5)
+  assert "input_tokens" not in clean
+  np.testing.assert_array_equal(noisy["tokens"], clean["tokens"])
+  changed = noisy["input_tokens"] != noisy["tokens"]
+  assert not changed[~noisy["is_image"]].any()
+  # Each code is redrawn with p = 0.5 and the draw repeats it with p = 1/32: 0.48 expected.
+  assert 0.40 < changed[noisy["is_image"]].mean() < 0.56
+  # Reading the clean codes through input_tokens is the plain teacher-forced loss, to float error.
+  same = dict(clean, input_tokens=clean["tokens"])
+  a, b = sft_loss(params, gen.policy, clean)[0], sft_loss(params, gen.policy, same)[0]
+  np.testing.assert_allclose(float(a), float(b), rtol=1e-6)
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
   config = tiny_config(steps=STEPS)
