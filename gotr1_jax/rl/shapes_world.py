@@ -4,7 +4,8 @@ Owns assembling the main job from its parts for the trainer (`Task`): the policy
 a checkpoint directory (the shipped SFT policy by default), the compiled two-phase sampler
 (sampling/janus_generate.py) behind `rl/janus_rollout.py`, prompts from the ShapesWorld tfds source
 with a resumable position, rewards from `config.reward` (kind "gotr1": the Flax Qwen2.5-VL judge
-on the four GoT-R1 questions; kind "function": the oracle's exact versions of the same four) and
+on the four GoT-R1 questions; kind "function": `task.reward_fn`, by default the oracle's exact
+versions of the same four, or "color_share", a dense check that the GRPO path learns at all) and
 the oracle evaluation on fixed val prompts. With `task.log_oracle` the oracle also scores every
 training sample, so a judge-reward run logs how the exact rewards moved (`oracle/*`).
 """
@@ -16,8 +17,10 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from ml_collections import ConfigDict
 
+from gotr1_jax.data.shapes_world.detect import label_pixels
 from gotr1_jax.data.shapes_world.oracle import oracle_rewards
 from gotr1_jax.data.shapes_world.prompts import parse_prompt
+from gotr1_jax.data.shapes_world.world import WorldConfig
 from gotr1_jax.data.shapes_world.tfds_builder import ShapesSource
 from gotr1_jax.eval import shapes_eval
 from gotr1_jax.models.janus import init_janus
@@ -58,6 +61,27 @@ def oracle_reward_fn():
   return fn
 
 
+def color_share_reward_fn(color: str, world: WorldConfig = WorldConfig()):
+  """fn(RewardBatch) -> {"reward": the share of image pixels the oracle reads as `color`} in [0, 1].
+
+  Not a GoT-R1 reward: a dense signal that every sample earns some of, for checking that the whole
+  GRPO path (sampler, CFG, loss over image tokens, LoRA, optimizer) learns before blaming a sparse
+  reward for a flat curve (configs/shapes_sanity.py)."""
+  k = world.color_names.index(color) if color in world.color_names else None
+  if k is None:
+    raise ValueError(f"config.task.sanity_color={color!r} is not a ShapesWorld colour; pick one of "
+                     f"{world.color_names}.")
+
+  def fn(batch: RewardBatch) -> dict[str, np.ndarray]:
+    share = [float(np.mean(label_pixels(im, world).labels == k)) for im in batch.images]
+    return {"reward": np.asarray(share, np.float32)}
+
+  return fn
+
+
+REWARD_FNS = {"oracle": lambda t: oracle_reward_fn(), "color_share": lambda t: color_share_reward_fn(t.sanity_color)}
+
+
 def judge_reward_model(config: ConfigDict, judge_dir: str = ""):
   """GoT-R1's judge rewards with the Qwen2.5-VL at judge_dir (default config.reward.judge_checkpoint,
   else the shipped judge), run with config.judge_generation, images at reward.judge_image_size."""
@@ -77,7 +101,10 @@ def _with_kind(reward: ConfigDict, kind: str) -> ConfigDict:
 
 def _reward_model(config: ConfigDict):
   if config.reward.kind == "function":
-    return build_reward_model(config.reward, fn=oracle_reward_fn())
+    name = config.task.get("reward_fn", "oracle")
+    if name not in REWARD_FNS:
+      raise ValueError(f"config.task.reward_fn={name!r} must be one of {tuple(REWARD_FNS)}.")
+    return build_reward_model(config.reward, fn=REWARD_FNS[name](config.task))
   return judge_reward_model(config)
 
 
@@ -145,4 +172,6 @@ def task_defaults() -> ConfigDict:
   return ConfigDict(dict(
       name="shapes_world", policy_checkpoint="", tokenizer="", data_dir="~/tensorflow_datasets",
       data_config="default", log_oracle=True, eval_split="val", eval_prompts_per_category=8,
-      eval_samples=2, eval_batch_prompts=8, eval_every=0))
+      eval_samples=2, eval_batch_prompts=8, eval_every=0,
+      reward_fn="oracle",  # reward.kind "function": "oracle" (exact GoT-R1 rewards) or "color_share"
+      sanity_color="red"))  # the colour "color_share" rewards

@@ -93,3 +93,27 @@ def test_one_step_with_the_judge_logs_every_component(policy_dir, tmp_path):
               "reward/parse_fail/r_sem", "reward/parse_fail/r_ri", "reward/oracle_r_pi", "reward/oracle_t2i_score"):
     assert key in last and np.isfinite(last[key]), key
   assert 0.0 <= last["reward/mean"] <= 1.0
+
+
+def test_color_share_reward_reads_the_colour_and_the_sanity_config_uses_it():
+  from configs import shapes_sanity
+  from gotr1_jax.data.shapes_world.layout import sample_scene
+  from gotr1_jax.data.shapes_world.prompts import parse_prompt
+  from gotr1_jax.data.shapes_world.render import render_scene
+  from gotr1_jax.rewards.judge import RewardBatch
+  from gotr1_jax.rl.shapes_world import REWARD_FNS, color_share_reward_fn
+  rng = np.random.default_rng(0)
+  scenes = [sample_scene(parse_prompt(p, "color"), rng) for p in ("a red square", "a blue square")]
+  red, blue = (render_scene(s) for s in scenes)
+  batch = RewardBatch(prompts=["a"] * 3, chains=[""] * 3, images=np.stack([red, blue, red * 0 + 255]), group_size=3)
+  share = color_share_reward_fn("red")(batch)["reward"]
+  assert share[0] > 0.02 and share[1] == 0.0 and share[2] == 0.0
+  # A solid square's share is its box's area (the antialiased rim aside).
+  x1, y1, x2, y2 = scenes[0].objects[0].box
+  assert share.dtype == np.float32
+  np.testing.assert_allclose(share[0], (x2 - x1) * (y2 - y1) / 1000.0 ** 2, rtol=0.15)
+  with pytest.raises(ValueError, match="sanity_color='teal'.*pick one of"):
+    color_share_reward_fn("teal")
+  config = shapes_sanity.get_config("steps=3")
+  assert (config.reward.kind, config.task.reward_fn, config.rl.steps) == ("function", "color_share", 3)
+  assert set(REWARD_FNS) == {"oracle", "color_share"}
