@@ -234,11 +234,12 @@ class JanusPolicy(nn.Module):
     return self.text_logits(hidden), self.image_logits(hidden)
 
   def mixed_logps(self, tokens: Array, is_image: Array, key_mask: Array,
-                  positions: Optional[Array] = None) -> Array:
+                  positions: Optional[Array] = None, targets: Optional[Array] = None) -> Array:
     """[B, T-1]: entry t is log p(tokens[t+1] | tokens[:t+1]) under the head of its modality
-    (the per-token log-probs GRPO needs for reasoning text and image tokens alike)."""
+    (the per-token log-probs GRPO needs for reasoning text and image tokens alike). With `targets`
+    [B, T] the model reads `tokens` and scores targets[t+1] instead (SFT on corrupted inputs)."""
     text, image = self.forward_mixed(tokens, is_image, key_mask, positions)
-    return next_token_logps(text, image, tokens, is_image)
+    return next_token_logps(text, image, tokens if targets is None else targets, is_image)
 
   def __call__(self, tokens: Array, is_image: Array, key_mask: Array, pixels: Optional[Array] = None,
                image_slots: Optional[Array] = None) -> tuple[Array, Array]:

@@ -31,10 +31,9 @@ from gotr1_jax.data.shapes_world.tokenizer import load_tokenizer
 from gotr1_jax.data.shapes_world.world import WorldConfig
 from gotr1_jax.eval import shapes_eval
 from gotr1_jax.metrics import MetricWriter
-from gotr1_jax.models.janus import JanusConfig, JanusPolicy, init_janus, janus_config_from_dict, next_token_logps
+from gotr1_jax.models.janus import JanusConfig, JanusPolicy, init_janus, janus_config_from_dict
 from gotr1_jax.models.vq import VQConfig, VQModel, from_uint8
 from gotr1_jax.pretrain.scenes import SceneBatch, SceneStream, scene_batch
-from gotr1_jax.rl.janus_rollout import janus_logps_fn
 from gotr1_jax.pretrain.step import supervised_step
 from gotr1_jax.rl.optimizer import make_optimizer
 from gotr1_jax.sampling.buckets import left_pad
@@ -108,14 +107,10 @@ def sft_batch(seqs: Sequence[Sequence[int]], prompt_lengths: Sequence[int], imag
 # ---- the loss and the step -----------------------------------------------------------------
 def sft_loss(params: Any, policy: JanusPolicy, batch: dict[str, Array]) -> tuple[Array, dict[str, Array]]:
   """Weighted mean negative log-likelihood of the targets (the log-probs GRPO optimises:
-  rl/janus_rollout.py's janus_logps_fn), with the chain and image parts reported apart. A batch
-  with `input_tokens` is read from those and scored on `tokens`."""
-  if "input_tokens" in batch:
-    text, image = policy.apply(params, batch["input_tokens"], batch["is_image"], batch["attention_mask"],
-                               method=JanusPolicy.forward_mixed)
-    logps = next_token_logps(text, image, batch["tokens"], batch["is_image"])  # [B, T-1]
-  else:
-    logps = janus_logps_fn(policy)(params, batch)
+  JanusPolicy.mixed_logps, as rl/janus_rollout.py's janus_logps_fn), with the chain and image
+  parts reported apart. A batch with `input_tokens` is read from those and scored on `tokens`."""
+  logps = policy.apply(params, batch.get("input_tokens", batch["tokens"]), batch["is_image"],
+                       batch["attention_mask"], targets=batch["tokens"], method=JanusPolicy.mixed_logps)
   w = batch["loss_weight"]
   loss = -jnp.sum(w * logps) / jnp.maximum(jnp.sum(w), 1e-6)
   target_is_image = batch["is_image"][:, 1:]

@@ -67,10 +67,10 @@ def color_share_reward_fn(color: str, world: WorldConfig = WorldConfig()):
   Not a GoT-R1 reward: a dense signal that every sample earns some of, for checking that the whole
   GRPO path (sampler, CFG, loss over image tokens, LoRA, optimizer) learns before blaming a sparse
   reward for a flat curve (configs/shapes_sanity.py)."""
-  k = world.color_names.index(color) if color in world.color_names else None
-  if k is None:
+  if color not in world.color_names:
     raise ValueError(f"config.task.sanity_color={color!r} is not a ShapesWorld colour; pick one of "
                      f"{world.color_names}.")
+  k = world.color_names.index(color)
 
   def fn(batch: RewardBatch) -> dict[str, np.ndarray]:
     share = [float(np.mean(label_pixels(im, world).labels == k)) for im in batch.images]

@@ -105,7 +105,7 @@ def test_color_share_reward_reads_the_colour_and_the_sanity_config_uses_it():
   rng = np.random.default_rng(0)
   scenes = [sample_scene(parse_prompt(p, "color"), rng) for p in ("a red square", "a blue square")]
   red, blue = (render_scene(s) for s in scenes)
-  batch = RewardBatch(prompts=["a"] * 3, chains=[""] * 3, images=np.stack([red, blue, red * 0 + 255]), group_size=3)
+  batch = RewardBatch(prompts=["a"] * 3, chains=[""] * 3, images=np.stack([red, blue, np.full_like(red, 255)]), group_size=3)
   share = color_share_reward_fn("red")(batch)["reward"]
   assert share[0] > 0.02 and share[1] == 0.0 and share[2] == 0.0
   # A solid square's share is its box's area (the antialiased rim aside).
