@@ -143,9 +143,10 @@ class ExampleMaker:
 
   Why the noise: with clean teacher forcing an image code is mostly predictable from the codes
   before it (an object's colour is visible in its left neighbour), so only the first code of each
-  object needs the chain, and the image head learns to ignore the chain (measured on the noise-free
-  policy: swapping the chains' boxes or colours moved its image NLL by 0.01 nats). Corrupted
-  inputs make the chain the reliable source of what to draw where."""
+  object needs the chain, and the image head learns to ignore the chain (measured on a val batch:
+  rolling the chains across it moved the noise-free policy's image NLL 2.60 -> 2.71, the policy
+  trained with noise 0.4 1.68 -> 2.22). Corrupted inputs make the chain the reliable source of
+  what to draw where."""
 
   def __init__(self, generator: JanusGenerator, vq_params: Any, c: ConfigDict):
     self.generator, self.vq_params, self.c = generator, vq_params, c
