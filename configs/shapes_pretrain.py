@@ -51,6 +51,9 @@ def policy_config(scale: float) -> ConfigDict:
       image_input_noise=0.4,
       optimizer=_optimizer(lr=2e-3, warmup=max(1, int(50 * scale)), weight_decay=0.01),
       steps=max(1, int(1600 * scale)), batch_size=16, log_every=10,
+      # "" trains from scratch; a policy directory continues from it (same architecture), reading the
+      # scene stream from init_step on (the steps that policy was trained for, so its scenes are new).
+      init_checkpoint="", init_step=0,
       # The closing evaluation: val prompts sampled as GRPO samples them (temperature 1, CFG 3),
       # scored by the oracle; a greedy sample per prompt beside them; a grid of the first ones.
       eval=dict(prompts_per_category=8, num_samples=2, greedy=True, batch_prompts=8, grid_prompts=12,

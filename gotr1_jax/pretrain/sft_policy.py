@@ -33,6 +33,7 @@ from gotr1_jax.eval import shapes_eval
 from gotr1_jax.metrics import MetricWriter
 from gotr1_jax.models.janus import JanusConfig, JanusPolicy, init_janus, janus_config_from_dict
 from gotr1_jax.models.vq import VQConfig, VQModel, from_uint8
+from gotr1_jax.pretrain.shipped import load_policy
 from gotr1_jax.pretrain.scenes import SceneBatch, SceneStream, scene_batch
 from gotr1_jax.pretrain.step import supervised_step
 from gotr1_jax.rl.optimizer import make_optimizer
@@ -168,12 +169,30 @@ class ExampleMaker:
                      self.c.image_loss_weight, noisy)
 
 
+def load_init_params(path: str, like: Any) -> Any:
+  """The params of the saved policy at `path`, which must have the shapes of `like` (the params
+  the config builds)."""
+  if not os.path.isdir(path):
+    raise FileNotFoundError(f"config.policy.init_checkpoint={path!r} is not a directory; point it at a "
+                            "policy saved by tools/pretrain_shapes.py, or set it to '' to train from scratch.")
+  _, params, _ = load_policy(path)
+  params = nn.unbox(params)
+  shapes = lambda tree: jax.tree.map(lambda x: tuple(np.shape(x)), tree)
+  if shapes(params) != shapes(like):
+    raise ValueError(f"config.policy.init_checkpoint={path!r} holds a policy of another architecture than "
+                     "config.policy.model builds; make config.policy.model match its config.json or train "
+                     "from scratch (init_checkpoint='').")
+  return params
+
+
 # ---- the loop ------------------------------------------------------------------------------
 def train_policy(config: ConfigDict, workdir: str, vq_config: VQConfig, vq_params: Any,
                  world: WorldConfig = WorldConfig(), steps: Optional[int] = None,
                  ) -> tuple[JanusConfig, Any, dict[str, float]]:
-  """Trains the policy of `config.policy` from scratch on the frozen VQ; returns (JanusConfig,
-  params, final metrics: the last training losses, teacher-forced val losses, oracle scores).
+  """Trains the policy of `config.policy` on the frozen VQ, from scratch or, with
+  `policy.init_checkpoint`, on from a saved policy of the same architecture (its data stream then
+  starts at `policy.init_step`, so that it sees new scenes); returns (JanusConfig, params, final
+  metrics: the last training losses, teacher-forced val losses, oracle scores).
 
   Writes metrics.csv / TensorBoard under workdir, a PNG grid of generations and samples.jsonl.
   """
@@ -188,14 +207,17 @@ def train_policy(config: ConfigDict, workdir: str, vq_config: VQConfig, vq_param
   val_rng = np.random.default_rng(config.seed)
   val_batch = make_batch(SceneStream("val", config.seed, world=world).batch(0, c.batch_size), val_rng, 0.0, 0.0)
   state = init_policy_state(janus_config, c.optimizer, steps, jax.random.key(config.seed))
+  if c.get("init_checkpoint", ""):
+    state = state.replace(params=load_init_params(c.init_checkpoint, state.params))
+  first = int(c.get("init_step", 0))
   step_fn = jax.jit(make_sft_train_step(policy), donate_argnums=0)
   eval_fn = jax.jit(lambda params, batch: sft_loss(params, policy, batch)[1])
   writer = MetricWriter(workdir)
   bar = tqdm(range(steps), desc="policy", dynamic_ncols=True)
   metrics, start, tokens = {}, time.time(), 0
   for step in bar:
-    rng = np.random.default_rng([config.seed, step])
-    batch = make_batch(stream.batch(step, c.batch_size), rng)
+    rng = np.random.default_rng([config.seed, first + step])
+    batch = make_batch(stream.batch(first + step, c.batch_size), rng)
     tokens += int(batch["attention_mask"].sum())
     state, metrics = step_fn(state, batch)
     if (step + 1) % c.log_every == 0 or step + 1 == steps:
