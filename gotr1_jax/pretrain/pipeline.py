@@ -25,10 +25,26 @@ def _run_vq(config: ConfigDict, workdir: str, out_dir: str) -> dict[str, float]:
 
 
 def _run_policy(config: ConfigDict, workdir: str, out_dir: str) -> dict[str, float]:
+  """`policy.rounds` rounds of SFT, each saved to out_dir/policy and evaluated under
+  workdir/round<k>; round k > 0 continues from the one before (see configs/shapes_pretrain.py)."""
   from gotr1_jax.pretrain.sft_policy import train_policy
   vq_config, vq_params = shipped.load_vq(shipped.checkpoint_dir("vq", out_dir))
-  janus_config, params, metrics = train_policy(config, workdir, vq_config, vq_params)
-  shipped.save_policy(shipped.checkpoint_dir("policy", out_dir), janus_config, params, vq_params)
+  c, dest = config.policy, shipped.checkpoint_dir("policy", out_dir)
+  first = c.init_step // c.steps
+  if not 0 <= first < c.rounds or c.init_step % c.steps:
+    raise ValueError(f"config.policy.init_step={c.init_step} must be k * policy.steps ({c.steps}) for a round "
+                     f"k in [0, policy.rounds={c.rounds}); use 0 to train from scratch.")
+  metrics = {}
+  for k in range(first, c.rounds):
+    round_config = ConfigDict(config.to_dict())
+    rc = round_config.policy
+    rc.init_step = k * c.steps
+    rc.init_checkpoint = str(dest) if k > first or (k and not c.init_checkpoint) else c.init_checkpoint
+    if k > 0:
+      rc.optimizer.lr = c.later_round_lr
+    janus_config, params, metrics = train_policy(round_config, os.path.join(workdir, f"round{k}"), vq_config,
+                                                 vq_params)
+    shipped.save_policy(dest, janus_config, params, vq_params)
   return metrics
 
 

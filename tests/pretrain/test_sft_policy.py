@@ -18,7 +18,7 @@ from gotr1_jax.data.shapes_world.prompts import CATEGORIES
 from gotr1_jax.data.shapes_world.tokenizer import load_tokenizer
 from gotr1_jax.models.janus import JanusPolicy
 from gotr1_jax.models.vq import VQModel
-from gotr1_jax.pretrain import pipeline, shipped
+from gotr1_jax.pretrain import pipeline, sft_policy, shipped
 from gotr1_jax.pretrain.scenes import SceneStream
 from gotr1_jax.pretrain.sft_policy import (
     ExampleMaker, init_policy_state, janus_config_for, sft_batch, sft_loss, text_sequences, train_policy)
@@ -191,3 +191,33 @@ def test_init_checkpoint_errors_name_the_fix(trained, tmp_path):
   config.policy.model.lm.intermediate_size *= 2
   with pytest.raises(ValueError, match="another architecture"):
     train_policy(config, str(tmp_path / "b"), vq_config, vq_params)
+
+
+def test_policy_stage_runs_its_rounds_each_on_from_the_last(trained, tmp_path, monkeypatch):
+  config, vq_config, vq_params, *_ = trained
+  shipped.save_vq(tmp_path / "out" / "vq", vq_config, vq_params)
+  config = tiny_config(steps=2)
+  config.policy.update(rounds=2, later_round_lr=1e-3)
+  config.policy.eval.prompts_per_category = 0
+  seen = []
+  real = sft_policy.train_policy
+
+  def spy(round_config, workdir, *args):
+    p = round_config.policy
+    seen.append((p.init_step, p.init_checkpoint, p.optimizer.lr, os.path.basename(workdir)))
+    return real(round_config, workdir, *args)
+
+  monkeypatch.setattr(sft_policy, "train_policy", spy)
+  pipeline.run_stages(config, ("policy",), str(tmp_path / "runs"), str(tmp_path / "out"))
+  dest = str(tmp_path / "out" / "policy")
+  assert seen == [(0, "", config.policy.optimizer.lr, "round0"), (2, dest, 1e-3, "round1")]
+  assert os.path.exists(tmp_path / "runs" / "policy" / "round1" / "metrics.csv")
+  shipped.load_policy(dest)  # the last round's policy is the stage's checkpoint
+  # Resuming at round 1 continues from the policy in out_dir; a step that is no round start fails.
+  seen.clear()
+  config.policy.init_step = 2
+  pipeline.run_stages(config, ("policy",), str(tmp_path / "runs2"), str(tmp_path / "out"))
+  assert seen == [(2, dest, 1e-3, "round1")]
+  config.policy.init_step = 3
+  with pytest.raises(ValueError, match="init_step=3 must be k"):
+    pipeline.run_stages(config, ("policy",), str(tmp_path / "runs3"), str(tmp_path / "out"))
