@@ -62,6 +62,9 @@ def policy_config(scale: float) -> ConfigDict:
       # The pipeline sets both per round; set init_step to k * steps to resume the rounds at round k
       # (from init_checkpoint, or "" for the policy in out_dir).
       init_checkpoint="", init_step=0,
+      # Closing check that the policy draws from its chain (pretrain/chain_reliance.py): image NLL of
+      # reliance_batches x batch_size val scenes with the true text, shapes or colours permuted, chains rolled.
+      reliance_batches=6,
       # The closing evaluation: val prompts sampled as GRPO samples them (temperature 1, CFG 3),
       # scored by the oracle; a greedy sample per prompt beside them; a grid of the first ones.
       eval=dict(prompts_per_category=8, num_samples=2, greedy=True, batch_prompts=8, grid_prompts=12,

@@ -6,7 +6,10 @@
 Samples K (chain, image) pairs per prompt for the first N prompts of each category's split file
 (config.eval: prompts_per_category, num_samples, generation settings), scores each image with the
 oracle, and prints per-category scores plus chain quality (fraction of valid chains, chain -> image
-box IoU, the four exact GoT-R1 rewards). Writes summary.json, samples.jsonl and grid.png to --out.
+box IoU, the four exact GoT-R1 rewards). Then, with --reliance_batches > 0, how much the policy
+draws from its chain (pretrain/chain_reliance.py: image NLL of val scenes with the true text, the
+shape or colour words permuted, the chains rolled). Writes summary.json, samples.jsonl and grid.png
+to --out.
 """
 import json
 import logging
@@ -22,6 +25,7 @@ from PIL import Image
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from gotr1_jax.eval import shapes_eval  # noqa: E402
 from gotr1_jax.metrics import image_grid  # noqa: E402
+from gotr1_jax.pretrain import sft_policy  # noqa: E402
 from gotr1_jax.rl.report import grid_rows  # noqa: E402
 from gotr1_jax.sampling.janus_generate import generator_from_checkpoint  # noqa: E402
 
@@ -31,6 +35,8 @@ _CONFIG = config_flags.DEFINE_config_file("config", os.path.join(_ROOT, "configs
 _CHECKPOINT = flags.DEFINE_string("checkpoint", os.path.join(_ROOT, "gotr1_jax", "assets", "checkpoints", "policy"),
                                   "Janus policy directory (Flax or torch layout).")
 _SPLIT = flags.DEFINE_enum("split", "val", ["train", "val", "test"], "Prompt split.")
+_RELIANCE = flags.DEFINE_integer("reliance_batches", 6, "Val batches (config.policy.batch_size scenes each) for "
+                                 "the chain-reliance NLLs; 0 skips them.")
 _OUT = flags.DEFINE_string("out", None, "Output directory (default runs/eval/<checkpoint name>_<split>).")
 
 
@@ -44,10 +50,14 @@ def main(argv):
   result = shapes_eval.evaluate(generator, params, vq_params, specs, int(e.num_samples), jax.random.key(int(e.seed)),
                                 batch_prompts=int(e.batch_prompts))
   seconds = time.perf_counter() - t0
+  reliance = {}
+  if _RELIANCE.value > 0:
+    reliance = sft_policy.measure_chain_reliance(generator, params, vq_params, _CONFIG.value.policy,
+                                                 _RELIANCE.value, int(e.seed))
   out = _OUT.value or os.path.join("runs", "eval", f"{os.path.basename(os.path.normpath(_CHECKPOINT.value))}_{_SPLIT.value}")
   os.makedirs(out, exist_ok=True)
   with open(os.path.join(out, "summary.json"), "w") as f:
-    json.dump(dict(result.summary(), checkpoint=_CHECKPOINT.value, split=_SPLIT.value, seconds=seconds), f, indent=2)
+    json.dump(dict(result.summary(), reliance=reliance, checkpoint=_CHECKPOINT.value, split=_SPLIT.value, seconds=seconds), f, indent=2)
   with open(os.path.join(out, "samples.jsonl"), "w") as f:
     f.writelines(json.dumps(r) + "\n" for r in result.records)
   k = int(e.num_samples)
@@ -56,6 +66,9 @@ def main(argv):
   print(f"{_CHECKPOINT.value} on ShapesWorld {_SPLIT.value}: {len(specs)} prompts x {k} samples "
         f"({seconds:.0f} s)\n")
   print(shapes_eval.format_table([(_SPLIT.value, result.summary())]))
+  if reliance:
+    print("\nImage NLL of val scenes (nats per code; higher when the edited text no longer matches the image):")
+    print(" | ".join(f"{k.split('/')[1]} {v:.3f}" for k, v in reliance.items()))
   print(f"\nWrote summary.json, samples.jsonl and grid.png to {out}.")
 
 

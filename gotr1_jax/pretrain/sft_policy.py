@@ -33,6 +33,7 @@ from gotr1_jax.eval import shapes_eval
 from gotr1_jax.metrics import MetricWriter
 from gotr1_jax.models.janus import JanusConfig, JanusPolicy, init_janus, janus_config_from_dict
 from gotr1_jax.models.vq import VQConfig, VQModel, from_uint8
+from gotr1_jax.pretrain.chain_reliance import TextBatch, chain_reliance
 from gotr1_jax.pretrain.shipped import load_policy
 from gotr1_jax.pretrain.scenes import SceneBatch, SceneStream, scene_batch
 from gotr1_jax.pretrain.step import supervised_step
@@ -154,7 +155,7 @@ class ExampleMaker:
     vq = generator.vq_model
     self._encode = jax.jit(lambda p, pixels: vq.apply(p, from_uint8(pixels), method=VQModel.encode))
 
-  def __call__(self, scenes: SceneBatch, rng: np.random.Generator, drop_prob: Optional[float] = None,
+  def __call__(self, scenes: SceneBatch | TextBatch, rng: np.random.Generator, drop_prob: Optional[float] = None,
                noise: Optional[float] = None) -> dict[str, np.ndarray]:
     seqs, prompt_lengths = text_sequences(self.generator, scenes.prompts, scenes.chains)
     codes = np.asarray(self._encode(self.vq_params, jnp.asarray(scenes.images)))
@@ -183,6 +184,19 @@ def load_init_params(path: str, like: Any) -> Any:
                      "config.policy.model builds; make config.policy.model match its config.json or train "
                      "from scratch (init_checkpoint='').")
   return params
+
+
+def measure_chain_reliance(generator: JanusGenerator, params: Any, vq_params: Any, c: ConfigDict,
+                           num_batches: int, seed: int, world: WorldConfig = WorldConfig()) -> dict[str, float]:
+  """chain_reliance.py's image NLLs (true text, shapes / colours permuted, chains rolled) of
+  `num_batches` x c.batch_size val scenes under `params`, read with clean inputs and no CFG rows."""
+  make_batch = ExampleMaker(generator, vq_params, c)
+  score = jax.jit(lambda p, batch: sft_loss(p, generator.policy, batch)[1]["loss/image_nll"])
+  stream = SceneStream("val", seed, world=world)
+  batches = [stream.batch(i, c.batch_size) for i in range(num_batches)]
+  texts = [TextBatch(b.prompts, b.chains, b.images) for b in batches]
+  return chain_reliance(lambda tb: float(score(params, make_batch(tb, np.random.default_rng(seed), 0.0, 0.0))),
+                        texts, seed, world)
 
 
 # ---- the loop ------------------------------------------------------------------------------
@@ -229,6 +243,9 @@ def train_policy(config: ConfigDict, workdir: str, vq_config: VQConfig, vq_param
   final = {k: v for k, v in metrics.items() if k.startswith("loss/")}
   final.update({k.replace("loss/", "val/"): float(v) for k, v in jax.device_get(
       eval_fn(state.params, val_batch)).items() if k != "loss/uncond_image_nll"})
+  if c.get("reliance_batches", 0) > 0:
+    final.update(measure_chain_reliance(generator, state.params, vq_params, c, c.reliance_batches, config.seed,
+                                        world))
   if c.eval.prompts_per_category > 0:
     final.update(evaluate_policy(generator, state.params, vq_params, c.eval, writer, steps, config.seed, world))
   writer.write(steps, final)

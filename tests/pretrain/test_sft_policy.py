@@ -124,6 +124,17 @@ def test_a_few_steps_lower_the_loss(trained):
   assert metrics["val/loss"] < float(before["loss/loss"]) - 0.5
 
 
+def test_stage_reports_how_much_the_policy_reads_its_chain(trained):
+  config, vq_config, vq_params, janus_config, params, metrics, _ = trained
+  for edit in ("true", "shapes_permuted", "colors_permuted", "chains_rolled"):
+    assert np.isfinite(metrics[f"reliance/{edit}"]), edit
+  gen = jg.JanusGenerator(JanusPolicy(janus_config), VQModel(vq_config), load_tokenizer(),
+                          jg.JanusGenerationConfig.from_dict(config.policy.eval.generation))
+  one = sft_policy.measure_chain_reliance(gen, params, vq_params, config.policy, 1, config.seed)
+  # One batch of true text is the stage's own val batch: the same image NLL.
+  np.testing.assert_allclose(one["reliance/true"], metrics["val/image_nll"], rtol=1e-5)
+
+
 def test_stage_writes_oracle_scores_grid_and_samples(trained):
   config, *_, metrics, workdir = trained
   for k in ("eval/overall", "eval/valid_chain_frac", "eval/r_sem", "eval/color", "loss/chain_nll"):
