@@ -34,7 +34,7 @@ def get_config(arg: str | None = None):
   config.seed = a.seed
   config.mesh = config_lib.mesh_config(a.mesh)
   config.task = task_defaults()
-  config.task.eval_prompts_per_category = 8  # 48 fixed val prompts, 8 per category
+  config.task.eval_prompts_per_category = 16  # 96 fixed val prompts, 16 per category (x 2 samples)
   config.task.eval_samples = 2
   config.task.eval_batch_prompts = 8
   config.model = dict(dtype="float32", param_dtype="")
