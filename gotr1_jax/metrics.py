@@ -13,7 +13,7 @@ import os
 from typing import Mapping, Sequence
 
 import numpy as np
-from PIL import Image
+from PIL import Image, features
 from tensorboardX import SummaryWriter
 
 
@@ -108,11 +108,13 @@ def line_plot(series: Mapping[str, Sequence[tuple[float, float]]], title: str = 
   """Plots {name: [(x, y), ...]} as lines on shared axes (PIL; no plotting library needed).
   `smooth` > 1 draws a trailing moving average over that many points beside the faint raw line.
   Returns a uint8 [H, W, 3] image with the y range, x range, title and a legend written on it."""
-  from PIL import ImageDraw
+  from PIL import ImageDraw, ImageFont
   w, h = size
   left, right, top, bottom = 48, 12, 24, 28
   img = Image.new("RGB", size, "white")
   draw = ImageDraw.Draw(img)
+  # Pillow's scalable default font where FreeType is present (the bitmap one runs "GRPO step" together).
+  draw.font = ImageFont.load_default(size=11) if features.check("freetype2") else ImageFont.load_default()
   points = [p for s in series.values() for p in s]
   if not points:
     raise ValueError("line_plot needs at least one point.")
