@@ -23,6 +23,7 @@ from ml_collections import config_flags
 from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from configs import shapes_pretrain  # noqa: E402
 from gotr1_jax.eval import shapes_eval  # noqa: E402
 from gotr1_jax.metrics import image_grid  # noqa: E402
 from gotr1_jax.pretrain import sft_policy  # noqa: E402
@@ -52,8 +53,10 @@ def main(argv):
   seconds = time.perf_counter() - t0
   reliance = {}
   if _RELIANCE.value > 0:
-    reliance = sft_policy.measure_chain_reliance(generator, params, vq_params, _CONFIG.value.policy,
-                                                 _RELIANCE.value, int(e.seed))
+    # The SFT example settings (text length, batch size); a config without them gets the shipped ones.
+    policy_config = _CONFIG.value.get("policy", None) or shapes_pretrain.policy_config(1.0)
+    reliance = sft_policy.measure_chain_reliance(generator, params, vq_params, policy_config, _RELIANCE.value,
+                                                 int(e.seed))
   out = _OUT.value or os.path.join("runs", "eval", f"{os.path.basename(os.path.normpath(_CHECKPOINT.value))}_{_SPLIT.value}")
   os.makedirs(out, exist_ok=True)
   with open(os.path.join(out, "summary.json"), "w") as f:

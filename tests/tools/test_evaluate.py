@@ -36,3 +36,8 @@ def test_evaluate_prints_the_table_and_writes_files(tmp_path):
   assert all(0.0 <= v <= 1.0 for v in summary["per_category"].values())
   assert len((tmp_path / "out" / "samples.jsonl").read_text().splitlines()) == 12
   assert (tmp_path / "out" / "grid.png").stat().st_size > 0
+  # A config without a `policy` block measures the chain reliance with the shipped SFT settings.
+  assert "shapes_permuted" in run.stdout
+  assert set(summary["reliance"]) == {"reliance/true", "reliance/shapes_permuted", "reliance/colors_permuted",
+                                      "reliance/chains_rolled"}
+  assert all(v > 0 for v in summary["reliance"].values())
