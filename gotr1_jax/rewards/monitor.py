@@ -19,16 +19,19 @@ class RewardMonitor:
   """Keeps the last `window` per-step means of each [B] reward array and checks for divergence.
 
   Divergence: with early / late = the mean of the older / newer half of the window, some component
-  has late - early > rise while another has late - early < -fall. The combined 'reward' is
-  reported but not part of the rule (it is a function of the components). A warning is logged
-  when the set of diverging pairs changes, and 'reward/hacking_warning' is 1.0 on every step the
-  rule holds.
+  has late - early > rise while another has late - early < -fall; or a component k whose exact
+  version `oracle_k` is logged beside it (a judge run on ShapesWorld) has a trend above oracle_k's
+  by more than `gap` (the judge's score pulls away from the truth, whichever way each moves). The
+  combined 'reward' is reported but not part of the rule (it is a function of the components). A
+  warning is logged when the set of diverging pairs changes, and 'reward/hacking_warning' is 1.0 on
+  every step the rule holds.
   """
 
   def __init__(self, config: ConfigDict):
     if int(config.window) < 2:
       raise ValueError(f"config.reward.monitor.window={config.window!r} must be >= 2.")
     self.window, self.rise, self.fall = int(config.window), float(config.rise), float(config.fall)
+    self.gap = float(config.get("gap", float("inf")))
     self.history: dict[str, list[float]] = {}
     self._last_pairs: tuple[tuple[str, str], ...] = ()
 
@@ -56,7 +59,7 @@ class RewardMonitor:
     pairs = self.diverging()
     if pairs and tuple(pairs) != self._last_pairs:
       logger.warning("Possible reward hacking over the last %d steps: %s.", self.window,
-                     "; ".join(f"{up} rose by {d_up:+.3f} while {down} fell by {d_down:+.3f}"
+                     "; ".join(f"{up} moved {d_up:+.3f} while {down} moved {d_down:+.3f}"
                                for (up, down), (d_up, d_down) in pairs.items()))
     self._last_pairs = tuple(pairs)
     metrics["reward/hacking_warning"] = float(bool(pairs))
@@ -71,8 +74,11 @@ class RewardMonitor:
   def diverging(self) -> dict[tuple[str, str], tuple[float, float]]:
     """{(rising, falling): (rise, fall)} for every pair that breaks the rule now."""
     t = self.trends()
-    return {(up, down): (t[up], t[down]) for up in sorted(t) for down in sorted(t)
-            if up != down and t[up] > self.rise and t[down] < -self.fall}
+    pairs = {(up, down): (t[up], t[down]) for up in sorted(t) for down in sorted(t)
+             if up != down and t[up] > self.rise and t[down] < -self.fall}
+    pairs.update({(k, f"oracle_{k}"): (t[k], t[f"oracle_{k}"]) for k in sorted(t)
+                  if f"oracle_{k}" in t and t[k] - t[f"oracle_{k}"] > self.gap})
+    return pairs
 
   def get_state(self) -> dict:
     return {"history": {k: list(h) for k, h in self.history.items()}}

@@ -11,8 +11,8 @@ from ml_collections import ConfigDict
 from gotr1_jax.rewards.monitor import RewardMonitor
 
 
-def monitor(window=4, rise=0.1, fall=0.1):
-  return RewardMonitor(ConfigDict(dict(window=window, rise=rise, fall=fall)))
+def monitor(window=4, rise=0.1, fall=0.1, gap=0.1):
+  return RewardMonitor(ConfigDict(dict(window=window, rise=rise, fall=fall, gap=gap)))
 
 
 def test_step_statistics():
@@ -47,7 +47,7 @@ def test_warns_when_one_component_rises_while_another_falls(caplog):
   assert t["r_sem"] == pytest.approx(0.0, abs=1e-12) and "reward" not in t
   assert list(mon.diverging()) == [("r_aes", "r_spa")]
   warnings = [r for r in caplog.records if "reward hacking" in r.getMessage()]
-  assert len(warnings) == 1 and "r_aes rose by +0.200 while r_spa fell by -0.200" in warnings[0].getMessage()
+  assert len(warnings) == 1 and "r_aes moved +0.200 while r_spa moved -0.200" in warnings[0].getMessage()
 
 
 def test_no_warning_when_all_rise_and_state_round_trip():
@@ -60,3 +60,26 @@ def test_no_warning_when_all_rise_and_state_round_trip():
   assert other.history == mon.history and len(other.history["r_sem"]) == 4
   with pytest.raises(ValueError, match="window"):
     monitor(window=1)
+
+
+def test_warns_when_a_judge_component_pulls_away_from_its_oracle_twin():
+  # The judge's R_sem stays high while the oracle's falls on the same samples (a judge run that
+  # breaks its chains): neither crosses rise/fall alone, the gap between them does.
+  mon = monitor(window=4, rise=0.5, fall=0.5, gap=0.1)
+  flags = []
+  for t in range(6):
+    flags.append(mon.update({"r_sem": np.full(2, 0.95 + 0.005 * t), "oracle_r_sem": np.full(2, 0.9 - 0.05 * t),
+                             "r_pi": np.full(2, 0.5), "oracle_r_pi": np.full(2, 0.5)}, 2)["reward/hacking_warning"])
+  # Halves of 2 steps: the judge's trend +0.01, the oracle's -0.10; the gap 0.11 > 0.1 from step 4.
+  assert flags == [0.0, 0.0, 0.0, 1.0, 1.0, 1.0]
+  (pair, (up, down)), = mon.diverging().items()
+  assert pair == ("r_sem", "oracle_r_sem")
+  assert up == pytest.approx(0.01, abs=1e-12) and down == pytest.approx(-0.1, abs=1e-12)
+  # Moving together is no gap, and an older config without `gap` keeps the pairs rule only.
+  together = monitor(window=4, gap=0.1)
+  old = RewardMonitor(ConfigDict(dict(window=4, rise=0.5, fall=0.5)))
+  for t in range(6):
+    x = {"r_ri": np.full(2, 0.1 * t), "oracle_r_ri": np.full(2, 0.1 * t)}
+    assert together.update(x, 2)["reward/hacking_warning"] == 0.0
+    assert old.update({"r_sem": np.full(2, 0.95), "oracle_r_sem": np.full(2, 0.9 - 0.05 * t)}, 2)[
+        "reward/hacking_warning"] == 0.0
