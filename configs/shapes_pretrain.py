@@ -7,8 +7,9 @@
 Every stage trains from scratch on freshly sampled ShapesWorld scenes of the train prompts, writes
 metrics under `workdir/<stage>` and its checkpoint (safetensors + config.json) under
 `out_dir/<stage>`. The policy trains in `policy.rounds` rounds, each saved when it ends; a stopped
-run resumes at round k with `--config.policy.init_step=<k * policy.steps>`. The policy reads the VQ from `out_dir/vq`, and so does the judge (it sees half
-its images through the VQ, as the policy's are).
+run resumes at round k with `--config.policy.init_step=<k * policy.steps>`. The policy reads the VQ
+from `out_dir/vq`, and so does the judge (it sees half its images through the VQ, as the policy's
+are).
 `scale` multiplies every stage's step count (warmups too).
 """
 from ml_collections import ConfigDict

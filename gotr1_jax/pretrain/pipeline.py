@@ -39,7 +39,9 @@ def _run_policy(config: ConfigDict, workdir: str, out_dir: str) -> dict[str, flo
     round_config = ConfigDict(config.to_dict())
     rc = round_config.policy
     rc.init_step = k * c.steps
-    rc.init_checkpoint = str(dest) if k > first or (k and not c.init_checkpoint) else c.init_checkpoint
+    # The first round run may start from a given policy; any later one from the round before it.
+    given = c.init_checkpoint if k == first else ""
+    rc.init_checkpoint = given or (str(dest) if k > 0 else "")
     if k > 0:
       rc.optimizer.lr = c.later_round_lr
     janus_config, params, metrics = train_policy(round_config, os.path.join(workdir, f"round{k}"), vq_config,

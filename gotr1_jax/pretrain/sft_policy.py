@@ -187,16 +187,22 @@ def load_init_params(path: str, like: Any) -> Any:
 
 
 def measure_chain_reliance(generator: JanusGenerator, params: Any, vq_params: Any, c: ConfigDict,
-                           num_batches: int, seed: int, world: WorldConfig = WorldConfig()) -> dict[str, float]:
+                           num_batches: int, seed: int, world: WorldConfig = WorldConfig(),
+                           make_batch: Optional[ExampleMaker] = None, eval_fn: Any = None) -> dict[str, float]:
   """chain_reliance.py's image NLLs (true text, shapes / colours permuted, chains rolled) of
-  `num_batches` x c.batch_size val scenes under `params`, read with clean inputs and no CFG rows."""
-  make_batch = ExampleMaker(generator, vq_params, c)
-  score = jax.jit(lambda p, batch: sft_loss(p, generator.policy, batch)[1]["loss/image_nll"])
+  `num_batches` x c.batch_size val scenes under `params`, read with clean inputs and no CFG rows.
+  A caller that already holds an ExampleMaker and a jitted sft_loss metrics function (the SFT loop)
+  passes them, so that nothing is compiled again."""
+  make_batch = make_batch or ExampleMaker(generator, vq_params, c)
+  eval_fn = eval_fn or jax.jit(lambda p, batch: sft_loss(p, generator.policy, batch)[1])
   stream = SceneStream("val", seed, world=world)
   batches = [stream.batch(i, c.batch_size) for i in range(num_batches)]
   texts = [TextBatch(b.prompts, b.chains, b.images) for b in batches]
-  return chain_reliance(lambda tb: float(score(params, make_batch(tb, np.random.default_rng(seed), 0.0, 0.0))),
-                        texts, seed, world)
+
+  def image_nll(tb: TextBatch) -> float:
+    return float(eval_fn(params, make_batch(tb, np.random.default_rng(seed), 0.0, 0.0))["loss/image_nll"])
+
+  return chain_reliance(image_nll, texts, seed, world)
 
 
 # ---- the loop ------------------------------------------------------------------------------
@@ -245,7 +251,7 @@ def train_policy(config: ConfigDict, workdir: str, vq_config: VQConfig, vq_param
       eval_fn(state.params, val_batch)).items() if k != "loss/uncond_image_nll"})
   if c.get("reliance_batches", 0) > 0:
     final.update(measure_chain_reliance(generator, state.params, vq_params, c, c.reliance_batches, config.seed,
-                                        world))
+                                        world, make_batch, eval_fn))
   if c.eval.prompts_per_category > 0:
     final.update(evaluate_policy(generator, state.params, vq_params, c.eval, writer, steps, config.seed, world))
   writer.write(steps, final)
