@@ -73,13 +73,19 @@ class Grounding:
   num_unreadable: int  # planned objects whose grounding answer could not be parsed
 
 
-def grounding_score(objects: Sequence[Obj], grounded: Mapping[str, Optional[Sequence[Box]]]) -> Grounding:
+def grounding_score(objects: Sequence[Obj], grounded: Mapping[str, Optional[Sequence[Box]]],
+                    num_malformed: int = 0) -> Grounding:
   """R_RI = mean over planned objects of IoU(planned box, matched grounded box).
 
   grounded: object_key(name) -> boxes the judge found for that name ([] = none, None = the answer
   was unreadable); a key absent from the mapping counts as unreadable. Objects sharing a name are
   matched one-to-one with that name's boxes (match_iou). Missing and unreadable objects score 0. A
   chain with no objects has R_RI = 0 (the caller counts it).
+
+  num_malformed: the chain's object spans that could not be read (data/chain.py). Each is a
+  planned object that cannot be grounded, so it joins the mean with IoU 0 (GoT-R1 does not say;
+  without this a policy raises R_RI by breaking the spans of the objects it draws worst, which
+  the shipped judge's run did). `ious` lists the readable objects only.
   """
   ious = np.zeros(len(objects), np.float64)
   missing = unreadable = 0
@@ -93,5 +99,6 @@ def grounding_score(objects: Sequence[Obj], grounded: Mapping[str, Optional[Sequ
       continue
     ious[idx] = match_iou([objects[i].box for i in idx], boxes)
     missing += max(len(idx) - len(boxes), 0)
-  r_ri = float(ious.mean()) if len(objects) else 0.0
+  planned = len(objects) + int(num_malformed)
+  r_ri = float(ious.sum() / planned) if len(objects) else 0.0
   return Grounding(r_ri=r_ri, ious=ious, num_missing=missing, num_unreadable=unreadable)

@@ -129,8 +129,10 @@ class JudgeRewardModel:
     parsed = [parse_score(a, scale=high, minimum=low) for a in self._ask(kind, texts, images)]
     return np.array([0.0 if s is None else s for s in parsed], np.float64), sum(s is None for s in parsed)
 
-  def _grounding(self, objects: list[list[Obj]], images: list[np.ndarray]) -> tuple[np.ndarray, dict[str, int]]:
-    """R_RI: one question per (sample, distinct object name), all in one generate call."""
+  def _grounding(self, objects: list[list[Obj]], images: list[np.ndarray], malformed: list[int],
+                 ) -> tuple[np.ndarray, dict[str, int]]:
+    """R_RI: one question per (sample, distinct object name), all in one generate call; each
+    malformed span counts as a planned object with IoU 0 (iou.grounding_score)."""
     asks = []  # (sample, key, name as written first in the chain)
     for i, objs in enumerate(objects):
       names = {}
@@ -143,7 +145,7 @@ class JudgeRewardModel:
     for (i, key, _), answer in zip(asks, answers):
       grounded[i][key] = parse_boxes(answer, self.image_size, frame=self.config.box_frame)
       fails += grounded[i][key] is None
-    results = [grounding_score(objs, g) for objs, g in zip(objects, grounded)]
+    results = [grounding_score(objs, g, bad) for objs, g, bad in zip(objects, grounded, malformed)]
     counts = {"parse_fail/r_ri": fails, "ri/missing_objects": sum(r.num_missing for r in results)}
     return np.array([r.r_ri for r in results], np.float64), counts
 
@@ -164,7 +166,7 @@ class JudgeRewardModel:
                                  [draw_layout(objects[i], self.config.canvas) for i in boxed])
     r_spa = np.zeros(batch.size, np.float64)
     r_spa[boxed] = spa
-    r_ri, ri_counts = self._grounding(objects, images)
+    r_ri, ri_counts = self._grounding(objects, images, [c.num_malformed for c in parses])
     r_pi, pi_fail = self._scores("r_pi", [p.pi(q) for q in batch.prompts], images)
     out: dict[str, Any] = dict(r_sem=r_sem, r_spa=r_spa, r_ri=r_ri, r_pi=r_pi)
     if self._aesthetic:

@@ -78,4 +78,9 @@ def test_grounding_score_rules():
   assert g.r_ri == 0.0 and (g.num_missing, g.num_unreadable) == (1, 0)
   # A chain with no boxes scores 0.
   assert grounding_score([], {}).r_ri == 0.0
+  # Malformed spans are planned objects that cannot be grounded: they join the mean at IoU 0, so
+  # breaking the span of a badly drawn object cannot raise R_RI.
+  g = grounding_score(objects[:1], {"red cat": [cat]}, num_malformed=1)
+  assert g.r_ri == pytest.approx(0.5, abs=TOL) and g.ious.tolist() == [1.0]
+  assert grounding_score([], {}, num_malformed=2).r_ri == 0.0
   assert object_key("  Red   CAT ") == "red cat"

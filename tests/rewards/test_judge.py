@@ -51,7 +51,7 @@ RI = {  # (sample, object key) -> answer
     (6, "green cat"): f'```\n[{{"bbox_2d": {px(CAT.box)}}}]\n```',
     (7, "green cat"): f"The cat: {px(CAT.box)}",
 }
-RI_WANT = [0.5, 0.75, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0]
+RI_WANT = [0.5, 0.75, 0.0, 0.0, 1.0, 1.0, 0.5, 1.0]  # 6: the unfinished "hat" span scores 0
 
 
 def make_batch(n=8, chains=CHAINS, prompts=PROMPTS, group_size=4):

@@ -110,11 +110,13 @@ def r_ri(chain: str, detections: Sequence[SceneObject], world: WorldConfig = Wor
          ) -> float:
   """Reasoning -> image: the judge's R_RI (gotr1_jax.rewards.iou.grounding_score) with the
   detections as the grounding: each well-formed planned object is matched one-to-one to detected
-  objects of the same name; missing or non-ShapesWorld objects score 0; no objects scores 0."""
+  objects of the same name; missing or non-ShapesWorld objects and malformed spans score 0; no
+  objects scores 0."""
   planned = chains.planned_objects(chain, world)
+  malformed = chains.parse_chain_objects(chain, world).num_malformed
   grounded = {object_key(p.name): [d.box for d in detections if object_key(d.name)
                                    == object_key(p.name)] for p in planned}
-  return grounding_score(planned, grounded).r_ri
+  return grounding_score(planned, grounded, malformed).r_ri
 
 
 def r_pi(spec: PromptSpec, detections: Sequence[SceneObject]) -> float:

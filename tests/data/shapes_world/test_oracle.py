@@ -109,6 +109,9 @@ def test_r_ri_is_the_mean_matched_iou():
   # A name that is no ShapesWorld object cannot be found: it scores 0 in the mean.
   ball = solid + " <|obj_start|>red ball<|obj_end|> <|box_start|>(0,0),(9,9)<|box_end|>"
   assert oracle.r_ri(ball, found) == 0.5
+  # Neither can a malformed span: breaking an object's box does not drop it from the mean.
+  broken = solid + " <|obj_start|>blue square<|obj_end|> <|box_start|>(500,0)<|box_end|>"
+  assert oracle.r_ri(broken, found) == 0.5
 
 
 def test_rewards_read_from_a_rendered_image_with_a_mistake():
