@@ -93,7 +93,10 @@ def judge_config(scale: float) -> ConfigDict:
       vq_fraction=0.5,  # that fraction of images seen through the trained VQ, like the policy's
       optimizer=_optimizer(lr=1e-3, warmup=max(1, int(60 * scale))),
       steps=max(1, int(2000 * scale)), batch_size=16, log_every=20,
-      fidelity_samples=120, prompt_buckets=(96, 160, 256), row_buckets=(16, 64)))
+      fidelity_samples=120, prompt_buckets=(96, 160, 256), row_buckets=(16, 64),
+      # Continue from a judge directory ("" = from scratch), and mix in a policy's own samples
+      # (tools/make_judge_pool.py) with this probability per drawn example (0 = none).
+      init_checkpoint="", policy_pool="", policy_fraction=0.0))
 
 
 def eval_config() -> ConfigDict:

@@ -8,7 +8,7 @@ The questions are exactly the judge prompts of rewards/prompts.py (R_sem with th
 R_spa with the drawn layout canvas, R_RI per planned object, R_PI with the image) and the answers
 are the oracle's exact scores (data/shapes_world/oracle.py) on the judge's published scales, and
 for R_RI the oracle's detected boxes in the judge image's pixels, as JSON. It trains nothing
-(judge_train.py does).
+(judge_train.py does). `PolicyPool` holds a policy's own samples, asked the same questions.
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from gotr1_jax.data.shapes_world import detect
 from gotr1_jax.data.shapes_world.chains import planned_objects, scene_chain
 from gotr1_jax.data.shapes_world.layout import sample_scene
 from gotr1_jax.data.shapes_world.oracle import r_pi, r_sem, r_spa
-from gotr1_jax.data.shapes_world.prompts import PromptSpec
+from gotr1_jax.data.shapes_world.prompts import PromptSpec, parse_prompt
 from gotr1_jax.data.shapes_world.render import render_scene
 from gotr1_jax.data.shapes_world.world import COORD_MAX, Scene, SceneObject, WorldConfig
 from gotr1_jax.data.chain import parse_chain
@@ -113,12 +113,19 @@ def sample_pair(spec: PromptSpec, rng: np.random.Generator, world: WorldConfig =
 def judge_examples(spec: PromptSpec, rng: np.random.Generator, image_size: tuple[int, int], reward: ConfigDict,
                    world: WorldConfig = WorldConfig(), corrupt_p: float = 0.6,
                    image_transform: Optional[Callable[[np.ndarray], np.ndarray]] = None) -> list[JudgeExample]:
-  """The four questions (R_RI once per distinct planned object) about one sampled (chain, image).
+  """The four questions about one sampled (chain, image) (see `examples_for`).
 
   image_transform(uint8 image) -> uint8 image, e.g. a VQ round trip, so the judge also sees the
   decoder's artefacts; answers are computed on the transformed image, as the oracle would."""
-  prompts = get_prompts(reward.prompt_version)
   chain, image = sample_pair(spec, rng, world, corrupt_p, image_transform)
+  return examples_for(spec, chain, image, image_size, reward, world)
+
+
+def examples_for(spec: PromptSpec, chain: str, image: np.ndarray, image_size: tuple[int, int],
+                 reward: ConfigDict, world: WorldConfig = WorldConfig()) -> list[JudgeExample]:
+  """The four questions (R_RI once per distinct planned object) about one (chain, image), any
+  source: sampled scenes or the policy's own samples (PolicyPool), with the oracle's answers."""
+  prompts = get_prompts(reward.prompt_version)
   detections = detect.detect_objects(image, world)
   seen = fit_image(image, image_size)
   out = [JudgeExample("r_sem", prompts.sem(spec.text, chain), None, score_answer(r_sem(spec, chain, world), "r_sem"))]
@@ -130,3 +137,44 @@ def judge_examples(spec: PromptSpec, rng: np.random.Generator, image_size: tuple
   out += [JudgeExample("r_ri", prompts.ri(n), seen, grounding_answer(n, detections, image_size)) for n in names]
   out.append(JudgeExample("r_pi", prompts.pi(spec.text), seen, score_answer(r_pi(spec, detections), "r_pi")))
   return out
+
+
+@dataclasses.dataclass(frozen=True)
+class PolicyPool:
+  """A policy's own (prompt, chain, image) samples, for teaching the judge the images and chains
+  GRPO actually produces (tools/make_judge_pool.py writes one; judge_train.py mixes it in with
+  `judge.policy_fraction`). The answers are not stored: the oracle computes them when used."""
+
+  prompts: list[str]
+  categories: list[str]
+  chains: list[str]
+  images: np.ndarray  # [N, H, W, 3] uint8
+
+  def __post_init__(self):
+    n = len(self.prompts)
+    if not (len(self.categories) == len(self.chains) == n == len(self.images)) or n == 0:
+      raise ValueError(f"A PolicyPool needs the same positive number of prompts ({n}), categories "
+                       f"({len(self.categories)}), chains ({len(self.chains)}) and images ({len(self.images)}).")
+
+  def save(self, path: str) -> None:
+    np.savez_compressed(path, prompts=np.array(self.prompts), categories=np.array(self.categories),
+                        chains=np.array(self.chains), images=np.asarray(self.images, np.uint8))
+
+  @classmethod
+  def load(cls, path: str) -> "PolicyPool":
+    try:
+      with np.load(path) as f:
+        return cls([str(x) for x in f["prompts"]], [str(x) for x in f["categories"]],
+                   [str(x) for x in f["chains"]], np.asarray(f["images"], np.uint8))
+    except FileNotFoundError:
+      raise FileNotFoundError(f"config.judge.policy_pool={path!r} does not exist; write one with "
+                              "`python tools/make_judge_pool.py --out PATH` or set policy_fraction=0.") from None
+
+  def __len__(self) -> int:
+    return len(self.prompts)
+
+  def examples(self, i: int, image_size: tuple[int, int], reward: ConfigDict,
+               world: WorldConfig = WorldConfig()) -> list[JudgeExample]:
+    """The four questions about sample i with the oracle's answers."""
+    spec = parse_prompt(self.prompts[i], self.categories[i], world)
+    return examples_for(spec, self.chains[i], self.images[i], image_size, reward, world)

@@ -32,7 +32,7 @@ from gotr1_jax.metrics import MetricWriter
 from gotr1_jax.models.qwen_image_processing import QwenImageConfig, pack_vision_batch
 from gotr1_jax.models.qwen_positions import get_rope_index
 from gotr1_jax.models.qwen_vl import QwenVL, QwenVLConfig, init_qwen_vl, qwen_vl_config_from_dict
-from gotr1_jax.pretrain.judge_data import KINDS, JudgeExample, judge_examples
+from gotr1_jax.pretrain.judge_data import KINDS, JudgeExample, PolicyPool, judge_examples
 from gotr1_jax.pretrain.scenes import split_prompts
 from gotr1_jax.rewards.config import reward_defaults
 from gotr1_jax.rewards.judge import JudgeRewardModel
@@ -40,6 +40,7 @@ from gotr1_jax.pretrain.step import supervised_step
 from gotr1_jax.rl.optimizer import make_optimizer
 from gotr1_jax.sampling.buckets import bucket_length
 from gotr1_jax.sampling.qwen_vl import QwenVLGenerationConfig, QwenVLGenerator
+from gotr1_jax.sampling.qwen_vl import generator_from_checkpoint as judge_from_checkpoint
 
 Array = jax.Array
 
@@ -55,20 +56,26 @@ def reward_config(c: ConfigDict) -> ConfigDict:
 
 
 def example_stream(specs: Sequence[PromptSpec], seed: int, c: ConfigDict, reward: ConfigDict,
-                   world: WorldConfig, image_transform: Optional[Callable] = None):
+                   world: WorldConfig, image_transform: Optional[Callable] = None,
+                   pool: Optional[PolicyPool] = None):
   """step -> c.batch_size JudgeExamples of one question kind (KINDS[step % 4], so that a batch's
-  lengths are alike and short kinds use a short bucket), deterministic in (seed, step)."""
+  lengths are alike and short kinds use a short bucket), deterministic in (seed, step). With a
+  `pool`, each draw is one of the policy's own samples with probability c.policy_fraction."""
   size = (int(c.image_size), int(c.image_size))
+  pool_p = float(c.get("policy_fraction", 0.0)) if pool is not None else 0.0
 
   def examples(step: int) -> list[JudgeExample]:
     rng = np.random.default_rng([seed, step])
     kind = KINDS[step % len(KINDS)]
     out: list[JudgeExample] = []
     while len(out) < c.batch_size:
-      spec = specs[int(rng.integers(len(specs)))]
-      use_vq = image_transform is not None and rng.random() < c.vq_fraction
-      out += [e for e in judge_examples(spec, rng, size, reward, world, c.corrupt_p,
-                                        image_transform if use_vq else None) if e.kind == kind]
+      if pool_p and rng.random() < pool_p:
+        drawn = pool.examples(int(rng.integers(len(pool))), size, reward, world)
+      else:
+        spec = specs[int(rng.integers(len(specs)))]
+        use_vq = image_transform is not None and rng.random() < c.vq_fraction
+        drawn = judge_examples(spec, rng, size, reward, world, c.corrupt_p, image_transform if use_vq else None)
+      out += [e for e in drawn if e.kind == kind]
     return out[:c.batch_size]
 
   return examples
@@ -149,20 +156,29 @@ def generation_config(c: ConfigDict) -> QwenVLGenerationConfig:
 
 def train_judge(config: ConfigDict, workdir: str, image_transform: Optional[Callable] = None,
                 world: WorldConfig = WorldConfig(), steps: Optional[int] = None):
-  """Trains the judge of `config.judge` from scratch; returns (QwenVLConfig, params, tokenizer,
-  generation config, final metrics incl. the judge-vs-oracle correlations on val prompts)."""
+  """Trains the judge of `config.judge` (from scratch, or on from `judge.init_checkpoint`, a judge
+  directory whose tokenizer and model it keeps); returns (QwenVLConfig, params, tokenizer,
+  generation config, final metrics incl. the judge-vs-oracle correlations on val prompts).
+  `judge.policy_pool` (tools/make_judge_pool.py) with `judge.policy_fraction` > 0 mixes in the
+  policy's own samples, so the judge learns the images and chains GRPO produces."""
   c = config.judge
   steps = c.steps if steps is None else steps
   reward = reward_config(c)
   train_specs = split_prompts("train", world=world)
-  tokenizer = build_judge_tokenizer(train_specs, c, reward, world)
-  model_cfg = judge_model_config(c, len(tokenizer))
+  init = c.get("init_checkpoint", "")
+  if init:
+    start = judge_from_checkpoint(init)
+    tokenizer, model_cfg, params = start.tokenizer, start.model.config, start.params
+  else:
+    tokenizer = build_judge_tokenizer(train_specs, c, reward, world)
+    model_cfg = judge_model_config(c, len(tokenizer))
+    params = nn.unbox(init_qwen_vl(model_cfg, jax.random.key(config.seed)))
   model = QwenVL(model_cfg)
   gen_cfg = generation_config(c)
   n = int(c.image_size) ** 2
   generator = QwenVLGenerator(model, None, tokenizer, gen_cfg, QwenImageConfig(min_pixels=n, max_pixels=n))
-  stream = example_stream(train_specs, config.seed, c, reward, world, image_transform)
-  params = nn.unbox(init_qwen_vl(model_cfg, jax.random.key(config.seed)))
+  pool = PolicyPool.load(c.policy_pool) if c.get("policy_pool", "") and c.get("policy_fraction", 0.0) > 0 else None
+  stream = example_stream(train_specs, config.seed, c, reward, world, image_transform, pool)
   state = TrainState.create(apply_fn=model.apply, params=params, tx=make_optimizer(c.optimizer, steps))
   step_fn = jax.jit(make_judge_train_step(model), donate_argnums=0)
   writer = MetricWriter(workdir)

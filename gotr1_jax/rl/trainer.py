@@ -65,6 +65,26 @@ def train(config: ConfigDict, workdir: str, task: Optional[Task] = None) -> dict
   return last
 
 
+def trained_policy(config: ConfigDict, workdir: str, task: Optional[Task] = None) -> tuple[Task, Any, int]:
+  """(task, policy params, step) of the newest checkpoint in `workdir` (LoRA merged into the
+  base), or of the starting policy when the run has none yet: what the run's policy samples now."""
+  check_config(config)
+  mesh = parallel.make_mesh(config.mesh)
+  rules = parallel.logical_rules(config.logical_axis_rules)
+  task = task or build_task(config)
+  tx = make_optimizer(config.optimizer, config.rl.steps * updates_per_step(config))
+  with jax.sharding.set_mesh(mesh), nn.logical_axis_rules(rules):
+    setup = build_train_setup(task, config, mesh, rules, tx)
+    ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), max_to_keep=config.checkpoint.keep,
+                        save_every=config.checkpoint.every, async_save=False)
+    try:
+      state = _maybe_restore(ckpt, setup, task, RewardMonitor(monitor_defaults()))
+    finally:
+      ckpt.close()
+    params = jax.jit(policy_params, static_argnums=(2,))(state.params, setup.frozen, setup.lora)
+  return task, params, int(state.step)
+
+
 def _maybe_restore(ckpt: Checkpointer, setup: TrainSetup, task: Task, monitor: RewardMonitor):
   step = ckpt.latest_step()
   if step is None:

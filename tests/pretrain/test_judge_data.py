@@ -62,3 +62,30 @@ def test_corruptions_lower_the_exact_scores(reward):
   pi = [parse_score(ex[-1].answer) for ex in answers]
   assert np.mean(sem) < 0.9 and np.mean(pi) < 0.9  # corrupted chains and images lose points
   assert len(set(sem)) > 3 and len(set(pi)) > 3  # and the scores are graded, not all-or-nothing
+
+
+def test_policy_pool_round_trips_and_asks_the_oracle(reward, tmp_path):
+  from gotr1_jax.data.shapes_world import detect
+  from gotr1_jax.data.shapes_world.oracle import r_pi, r_sem
+  rng = np.random.default_rng(3)
+  specs = load_prompts("spatial", "train")[:3]
+  pairs = [judge_data.sample_pair(s, rng) for s in specs]
+  pool = judge_data.PolicyPool([s.text for s in specs], ["spatial"] * 3, [c for c, _ in pairs],
+                               np.stack([im for _, im in pairs]))
+  pool.save(str(tmp_path / "pool.npz"))
+  back = judge_data.PolicyPool.load(str(tmp_path / "pool.npz"))
+  assert back.prompts == pool.prompts and back.chains == pool.chains and len(back) == 3
+  np.testing.assert_array_equal(back.images, pool.images)
+  # Its questions carry the oracle's answers for that very chain and image.
+  examples = back.examples(1, SIZE, reward)
+  by_kind = {e.kind: e for e in examples}
+  # (answers are whole points on the 0-10 scale)
+  assert parse_score(by_kind["r_sem"].answer, 10) == pytest.approx(r_sem(specs[1], pool.chains[1]), abs=0.05)
+  want_pi = r_pi(specs[1], detect.detect_objects(pool.images[1]))
+  assert parse_score(by_kind["r_pi"].answer, 10) == pytest.approx(want_pi, abs=0.05)
+  again = judge_data.examples_for(specs[1], pool.chains[1], pool.images[1], SIZE, reward)
+  assert [(e.kind, e.text, e.answer) for e in examples] == [(e.kind, e.text, e.answer) for e in again]
+  with pytest.raises(ValueError, match="same positive number"):
+    judge_data.PolicyPool(["a"], [], ["c"], pool.images[:1])
+  with pytest.raises(FileNotFoundError, match="make_judge_pool.py"):
+    judge_data.PolicyPool.load(str(tmp_path / "missing.npz"))

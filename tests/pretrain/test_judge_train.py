@@ -65,3 +65,30 @@ def write_tiny_judge(directory) -> None:
   tok = jt.build_judge_tokenizer(load_prompts("spatial", "train")[:4], c, jt.reward_config(c), WorldConfig())
   cfg = jt.judge_model_config(c, len(tok))
   shipped.save_judge(directory, cfg, nn.unbox(init_qwen_vl(cfg, jax.random.key(0))), tok, c.image_size)
+
+
+def test_continuing_from_a_judge_with_the_policys_samples(tmp_path):
+  """judge.init_checkpoint keeps the saved judge's tokenizer and weights as the start; with
+  judge.policy_fraction = 1 every example comes from the policy pool."""
+  import jax
+  from gotr1_jax.pretrain import judge_data
+  from gotr1_jax.sampling.qwen_vl import generator_from_checkpoint
+  write_tiny_judge(tmp_path / "judge")
+  start = generator_from_checkpoint(tmp_path / "judge")
+  specs = load_prompts("color", "train")[:2]
+  rng = np.random.default_rng(0)
+  pairs = [judge_data.sample_pair(s, rng) for s in specs]
+  pool = judge_data.PolicyPool([s.text for s in specs], ["color"] * 2, [c for c, _ in pairs],
+                               np.stack([im for _, im in pairs]))
+  pool.save(str(tmp_path / "pool.npz"))
+  c = toy_judge_config(steps=2)
+  c.update(init_checkpoint=str(tmp_path / "judge"), policy_pool=str(tmp_path / "pool.npz"), policy_fraction=1.0,
+           fidelity_samples=0)
+  world, reward = WorldConfig(), jt.reward_config(c)
+  examples = jt.example_stream(load_prompts("spatial", "train")[:4], 0, c, reward, world, pool=pool)(0)
+  assert all(any(f"Prompt: {s.text}\n" in e.text for s in specs) for e in examples)
+  cfg, params, tok, _, final = jt.train_judge(ConfigDict(dict(seed=0, judge=c)), str(tmp_path / "run"))
+  assert tok.get_vocab() == start.tokenizer.get_vocab() and cfg == start.model.config
+  moved = jax.tree.map(lambda a, b: float(np.abs(np.asarray(a) - np.asarray(b)).max()), params, start.params)
+  assert 0 < max(jax.tree.leaves(moved)) < 0.1  # two small steps away from the saved judge
+  assert np.isfinite(final["loss/loss"])

@@ -66,6 +66,13 @@ def test_two_steps_then_resume(policy_dir, tmp_path):
   assert json.loads((workdir / "report" / "eval_after.json").read_text())["step"] == 3
   assert json.loads((workdir / "report" / "eval_before.json").read_text())["step"] == 0
 
+  # trained_policy: the newest checkpoint's policy, LoRA merged; without one, the starting policy.
+  import jax
+  _, params, step = trainer.trained_policy(tiny_config(policy_dir, tmp_path / "data", 3), str(workdir))
+  _, base, zero = trainer.trained_policy(tiny_config(policy_dir, tmp_path / "data", 3), str(tmp_path / "none"))
+  moved = [float(np.abs(np.asarray(a) - np.asarray(b)).max()) for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(base))]
+  assert (step, zero) == (3, 0) and max(moved) > 0
+
 
 def test_missing_checkpoint_names_the_fix(tmp_path):
   config = shapes_demo.get_config()

@@ -1,0 +1,79 @@
+"""Samples a policy's own (prompt, chain, image) pool for training the ShapesWorld judge on them.
+
+  python tools/make_judge_pool.py --out runs/judge_pool.npz                     # the shipped SFT policy
+  python tools/make_judge_pool.py --config configs/shapes_demo.py --workdir runs/shapes_demo \\
+      --num 512 --out runs/judge_pool_grpo.npz                                     # where a GRPO run got to
+
+A judge trained only on rendered scenes is fooled by what GRPO makes (malformed boxes, colour
+patches: README, "What `make demo` runs"); a reward model has to see the policy's distribution.
+The pool is sampled exactly as GRPO samples (the config's generation settings, temperature 1, CFG)
+from train-split prompts, from the newest checkpoint of --workdir (LoRA merged) or, without one,
+the config's starting policy. Several pools can be joined with --merge. The answers are not stored:
+`judge.policy_pool` / `judge.policy_fraction` (configs/shapes_pretrain.py) ask the oracle when
+training. Prints the pool's mean exact rewards.
+"""
+import logging
+import os
+import sys
+
+import jax
+import numpy as np
+from absl import app, flags
+from ml_collections import config_flags
+from tqdm import tqdm
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from gotr1_jax.data.shapes_world.oracle import oracle_rewards  # noqa: E402
+from gotr1_jax.data.shapes_world.prompts import parse_prompt  # noqa: E402
+from gotr1_jax.pretrain.judge_data import PolicyPool  # noqa: E402
+from gotr1_jax.rl import trainer  # noqa: E402
+
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_CONFIG = config_flags.DEFINE_config_file("config", os.path.join(_ROOT, "configs", "shapes_demo.py"),
+                                          "A shapes_world GRPO config (file.py[:args]).")
+_WORKDIR = flags.DEFINE_string("workdir", "", "A GRPO run directory; its newest checkpoint is sampled "
+                               "('' or no checkpoint: the config's starting policy).")
+_NUM = flags.DEFINE_integer("num", 512, "Samples in the pool.")
+_BATCH = flags.DEFINE_integer("batch", 32, "Samples per sampler call.")
+_SEED = flags.DEFINE_integer("seed", 0, "Sampling seed (prompts come from the config's seeded train stream).")
+_MERGE = flags.DEFINE_list("merge", [], "Pools to join into --out instead of sampling.")
+_OUT = flags.DEFINE_string("out", None, "The .npz to write.")
+
+
+def sample_pool(config, workdir: str, num: int, batch: int, seed: int) -> PolicyPool:
+  task, params, step = trainer.trained_policy(config, workdir)
+  logging.info("Sampling %d from %s (step %d)", num, workdir or "the starting policy", step)
+  prompts, categories, chains, images = [], [], [], []
+  for i in tqdm(range(0, num, batch), desc="pool", unit="batch"):
+    rows = task.prompts.next(min(batch, num - i))
+    rollout = task.rollout(params, rows, jax.random.fold_in(jax.random.key(seed), i))
+    prompts += [r["prompt"] for r in rows]
+    categories += [r["category"] for r in rows]
+    chains += list(rollout.extras["chains"])
+    images.append(np.asarray(rollout.extras["images"], np.uint8))
+  return PolicyPool(prompts, categories, chains, np.concatenate(images))
+
+
+def merge_pools(paths) -> PolicyPool:
+  pools = [PolicyPool.load(p) for p in paths]
+  return PolicyPool(sum((p.prompts for p in pools), []), sum((p.categories for p in pools), []),
+                    sum((p.chains for p in pools), []), np.concatenate([p.images for p in pools]))
+
+
+def main(argv):
+  del argv
+  logging.getLogger("absl").setLevel(logging.WARNING)
+  pool = merge_pools(_MERGE.value) if _MERGE.value else sample_pool(
+      _CONFIG.value, _WORKDIR.value, _NUM.value, _BATCH.value, _SEED.value)
+  os.makedirs(os.path.dirname(os.path.abspath(_OUT.value)), exist_ok=True)
+  pool.save(_OUT.value)
+  scores = [oracle_rewards(parse_prompt(p, c), ch, im) for p, c, ch, im in
+            zip(pool.prompts, pool.categories, pool.chains, pool.images)]
+  means = {k: float(np.mean([s[k] for s in scores])) for k in scores[0]}
+  print(f"Wrote {len(pool)} samples to {_OUT.value}; oracle means: "
+        + ", ".join(f"{k} {v:.3f}" for k, v in means.items()))
+
+
+if __name__ == "__main__":
+  flags.mark_flags_as_required(["out"])
+  app.run(main)
