@@ -96,7 +96,8 @@ def judge_config(scale: float) -> ConfigDict:
       fidelity_samples=120, prompt_buckets=(96, 160, 256), row_buckets=(16, 64),
       # Continue from a judge directory ("" = from scratch), and mix in a policy's own samples
       # (tools/make_judge_pool.py) with this probability per drawn example (0 = none).
-      init_checkpoint="", policy_pool="", policy_fraction=0.0))
+      # The pool's "nothing found" R_RI answers are kept with this probability (judge_train.py).
+      init_checkpoint="", policy_pool="", policy_fraction=0.0, policy_empty_grounding_keep=0.25))
 
 
 def eval_config() -> ConfigDict:

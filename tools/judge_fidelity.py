@@ -2,6 +2,7 @@
 
   python tools/judge_fidelity.py                          # the shipped judge, 240 held-out samples
   python tools/judge_fidelity.py --judge DIR --num 600 --config configs/shapes_demo.py --out runs/fidelity
+  python tools/judge_fidelity.py --pool runs/judge_pool_heldout.npz   # on a policy's own samples
 
 The sample (eval/judge_fidelity.py): val prompts (the judge trained on train prompts), chains and
 images each corrupted with probability 0.6 so that every quality occurs, images passed through the
@@ -32,6 +33,7 @@ _NOVQ = flags.DEFINE_boolean("novq", False, "Use the rendered images as they are
 _NUM = flags.DEFINE_integer("num", 240, "Samples (spread over the six categories).")
 _SEED = flags.DEFINE_integer("seed", 0, "Sample seed.")
 _BATCH = flags.DEFINE_integer("batch", 64, "Samples per judge call.")
+_POOL = flags.DEFINE_string("pool", None, "Score a policy's own samples instead (tools/make_judge_pool.py).")
 _OUT = flags.DEFINE_string("out", None, "Write fidelity.json here too.")
 
 
@@ -48,13 +50,18 @@ def main(argv):
   del argv
   logging.getLogger("absl").setLevel(logging.WARNING)
   config = _CONFIG.value
-  transform = None if _NOVQ.value else vq_round_trip(_VQ.value or shipped_checkpoint("vq"))
   t0 = time.perf_counter()
-  sample = jf.fidelity_sample(_NUM.value, seed=_SEED.value, image_transform=transform)
+  if _POOL.value:
+    from gotr1_jax.pretrain.judge_data import PolicyPool
+    sample = jf.pool_sample(PolicyPool.load(_POOL.value))
+  else:
+    transform = None if _NOVQ.value else vq_round_trip(_VQ.value or shipped_checkpoint("vq"))
+    sample = jf.fidelity_sample(_NUM.value, seed=_SEED.value, image_transform=transform)
   model = judge_reward_model(config, _JUDGE.value or "")
   result = jf.judge_fidelity(model, sample, config.reward, batch_size=_BATCH.value)
   judge_dir = _JUDGE.value or config.reward.get("judge_checkpoint", "") or shipped_checkpoint("judge")
-  print(f"Judge {judge_dir} vs the oracle on {result['n']} held-out samples ({time.perf_counter() - t0:.0f} s):\n")
+  what = f"samples of {_POOL.value}" if _POOL.value else "held-out samples"
+  print(f"Judge {judge_dir} vs the oracle on {result['n']} {what} ({time.perf_counter() - t0:.0f} s):\n")
   print(jf.format_fidelity(result))
   print("\nCounters: " + ", ".join(f"{k} {int(v)}" for k, v in sorted(result["counters"].items())))
   if _OUT.value:

@@ -1,7 +1,8 @@
 """How far a judge can be trusted: its four rewards against the oracle's exact ones on a fixed sample.
 
 Owns the fidelity sample (val prompts, chains and images of every quality made like the judge's
-training data: pretrain/judge_data.py's `sample_pair`, held-out prompts and seeds) and the rank
+training data: pretrain/judge_data.py's `sample_pair`, held-out prompts and seeds; or a policy's
+own samples, `pool_sample`) and the rank
 correlations (Spearman rho, Kendall tau-b) per reward and for the combined reward. GoT-R1 reports
 its Qwen2.5-VL judge at rho = 0.34 against humans; here the reference is exact, so the numbers say
 how much of the oracle's ordering the judge keeps. Scoring is the reward model's (rewards/judge.py).
@@ -43,6 +44,14 @@ def fidelity_sample(num: int, seed: int = 0, split: str = "val", corrupt_p: floa
   rng = np.random.default_rng(seed)
   pairs = [sample_pair(s, rng, world, corrupt_p, image_transform) for s in specs]
   return FidelitySample(specs, [c for c, _ in pairs], np.stack([im for _, im in pairs]))
+
+
+def pool_sample(pool: Any, world: WorldConfig = WorldConfig()) -> FidelitySample:
+  """A policy's own samples (pretrain/judge_data.PolicyPool) as a fidelity sample: how far the
+  judge can be trusted on what GRPO actually produces."""
+  from gotr1_jax.data.shapes_world.prompts import parse_prompt
+  specs = [parse_prompt(p, c, world) for p, c in zip(pool.prompts, pool.categories)]
+  return FidelitySample(specs, list(pool.chains), np.asarray(pool.images, np.uint8))
 
 
 def correlations(judge: np.ndarray, oracle: np.ndarray) -> dict[str, float]:

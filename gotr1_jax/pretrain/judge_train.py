@@ -33,6 +33,8 @@ from gotr1_jax.models.qwen_image_processing import QwenImageConfig, pack_vision_
 from gotr1_jax.models.qwen_positions import get_rope_index
 from gotr1_jax.models.qwen_vl import QwenVL, QwenVLConfig, init_qwen_vl, qwen_vl_config_from_dict
 from gotr1_jax.pretrain.judge_data import KINDS, JudgeExample, PolicyPool, judge_examples
+
+EMPTY_GROUNDING = "[]"  # judge_data.grounding_answer when no object of the name is found
 from gotr1_jax.pretrain.scenes import split_prompts
 from gotr1_jax.rewards.config import reward_defaults
 from gotr1_jax.rewards.judge import JudgeRewardModel
@@ -60,9 +62,14 @@ def example_stream(specs: Sequence[PromptSpec], seed: int, c: ConfigDict, reward
                    pool: Optional[PolicyPool] = None):
   """step -> c.batch_size JudgeExamples of one question kind (KINDS[step % 4], so that a batch's
   lengths are alike and short kinds use a short bucket), deterministic in (seed, step). With a
-  `pool`, each draw is one of the policy's own samples with probability c.policy_fraction."""
+  `pool`, each draw is one of the policy's own samples with probability c.policy_fraction; its
+  R_RI questions whose true answer is "nothing found" are kept with probability
+  c.policy_empty_grounding_keep (most objects the policy draws are not found by the oracle, and a
+  judge taught them as they come learns to find nothing: R_RI, and so the product, 0 for every
+  sample)."""
   size = (int(c.image_size), int(c.image_size))
   pool_p = float(c.get("policy_fraction", 0.0)) if pool is not None else 0.0
+  empty_keep = float(c.get("policy_empty_grounding_keep", 1.0))
 
   def examples(step: int) -> list[JudgeExample]:
     rng = np.random.default_rng([seed, step])
@@ -70,7 +77,8 @@ def example_stream(specs: Sequence[PromptSpec], seed: int, c: ConfigDict, reward
     out: list[JudgeExample] = []
     while len(out) < c.batch_size:
       if pool_p and rng.random() < pool_p:
-        drawn = pool.examples(int(rng.integers(len(pool))), size, reward, world)
+        drawn = [e for e in pool.examples(int(rng.integers(len(pool))), size, reward, world)
+                 if not (e.kind == "r_ri" and e.answer == EMPTY_GROUNDING and rng.random() >= empty_keep)]
       else:
         spec = specs[int(rng.integers(len(specs)))]
         use_vq = image_transform is not None and rng.random() < c.vq_fraction

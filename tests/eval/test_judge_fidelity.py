@@ -49,3 +49,13 @@ def test_noise_lowers_the_correlation_and_a_constant_judge_has_none(sample):
   assert 0.0 < noisy["spearman"] < 0.95 and noisy["kendall"] < noisy["spearman"]
   flat = jf.judge_fidelity(_Noisy(0, constant=True), sample, reward_defaults())["per_reward"]["r_sem"]
   assert math.isnan(flat["spearman"]) and math.isnan(flat["kendall"])
+
+
+def test_a_policy_pool_is_a_fidelity_sample(sample):
+  from gotr1_jax.pretrain.judge_data import PolicyPool
+  pool = PolicyPool([s.text for s in sample.specs], [s.category for s in sample.specs], sample.chains, sample.images)
+  back = jf.pool_sample(pool)
+  assert [s.text for s in back.specs] == [s.text for s in sample.specs]
+  assert [s.category for s in back.specs] == [s.category for s in sample.specs]
+  result = jf.judge_fidelity(jf.oracle_as_judge(), back, reward_defaults(), batch_size=12)
+  assert result["per_reward"]["reward"]["spearman"] == pytest.approx(1.0)

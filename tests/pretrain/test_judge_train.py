@@ -87,6 +87,13 @@ def test_continuing_from_a_judge_with_the_policys_samples(tmp_path):
   world, reward = WorldConfig(), jt.reward_config(c)
   examples = jt.example_stream(load_prompts("spatial", "train")[:4], 0, c, reward, world, pool=pool)(0)
   assert all(any(f"Prompt: {s.text}\n" in e.text for s in specs) for e in examples)
+  # "Nothing found" groundings of the pool are thinned (here dropped): a blank image has only those.
+  blank = judge_data.PolicyPool(pool.prompts, pool.categories, pool.chains,
+                                np.stack([np.full_like(pool.images[0], 255), pool.images[1]]))
+  grounding = jt.example_stream(specs, 0, ConfigDict(dict(c.to_dict(), policy_empty_grounding_keep=0.0)), reward, world, pool=blank)(2)
+  assert {e.kind for e in grounding} == {"r_ri"} and all(e.answer != jt.EMPTY_GROUNDING for e in grounding)
+  kept = jt.example_stream(specs, 0, ConfigDict(dict(c.to_dict(), policy_empty_grounding_keep=1.0)), reward, world, pool=blank)(2)
+  assert any(e.answer == jt.EMPTY_GROUNDING for e in kept)
   cfg, params, tok, _, final = jt.train_judge(ConfigDict(dict(seed=0, judge=c)), str(tmp_path / "run"))
   assert tok.get_vocab() == start.tokenizer.get_vocab() and cfg == start.model.config
   moved = jax.tree.map(lambda a, b: float(np.abs(np.asarray(a) - np.asarray(b)).max()), params, start.params)

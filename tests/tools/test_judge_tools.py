@@ -49,3 +49,11 @@ def test_judge_fidelity_prints_the_correlations(tmp_path):
   assert "| reward | Spearman rho | Kendall tau |" in out and "| r_pi |" in out
   result = json.loads((tmp_path / "fid" / "fidelity.json").read_text())
   assert result["n"] == 12 and set(result["per_reward"]) == {"r_sem", "r_spa", "r_ri", "r_pi", "reward"}
+  # --pool: the same table on a policy's own samples (here 6 rendered pairs stand in for them).
+  from gotr1_jax.eval.judge_fidelity import fidelity_sample
+  from gotr1_jax.pretrain.judge_data import PolicyPool
+  s = fidelity_sample(6, seed=0)
+  PolicyPool([x.text for x in s.specs], [x.category for x in s.specs], s.chains, s.images).save(str(tmp_path / "pool.npz"))
+  out = _run([str(ROOT / "tools" / "judge_fidelity.py"), "--judge", str(tmp_path / "judge"), "--pool",
+              str(tmp_path / "pool.npz"), "--batch", "6", SMALL])
+  assert f"on 6 samples of {tmp_path / 'pool.npz'}" in out and "| r_ri |" in out
