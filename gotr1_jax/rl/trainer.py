@@ -45,14 +45,10 @@ def train(config: ConfigDict, workdir: str, task: Optional[Task] = None) -> dict
   """Runs (or resumes) the GRPO job described by `config`; returns the last step's metrics."""
   check_config(config)
   parallel.maybe_initialize_distributed()
-  mesh = parallel.make_mesh(config.mesh)
-  rules = parallel.logical_rules(config.logical_axis_rules)
-  task = task or build_task(config)
-  tx = make_optimizer(config.optimizer, config.rl.steps * updates_per_step(config))
+  mesh, rules, task, tx = _build(config, task)
   with jax.sharding.set_mesh(mesh), nn.logical_axis_rules(rules):
     setup = build_train_setup(task, config, mesh, rules, tx)
-    ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), max_to_keep=config.checkpoint.keep,
-                        save_every=config.checkpoint.every, async_save=config.checkpoint.async_save)
+    ckpt = _checkpointer(config, workdir, config.checkpoint.async_save)
     monitor = RewardMonitor(config.reward.monitor if "reward" in config else monitor_defaults())
     state = _maybe_restore(ckpt, setup, task, monitor)
     writer = MetricWriter(workdir)
@@ -69,20 +65,29 @@ def trained_policy(config: ConfigDict, workdir: str, task: Optional[Task] = None
   """(task, policy params, step) of the newest checkpoint in `workdir` (LoRA merged into the
   base), or of the starting policy when the run has none yet: what the run's policy samples now."""
   check_config(config)
-  mesh = parallel.make_mesh(config.mesh)
-  rules = parallel.logical_rules(config.logical_axis_rules)
-  task = task or build_task(config)
-  tx = make_optimizer(config.optimizer, config.rl.steps * updates_per_step(config))
+  mesh, rules, task, tx = _build(config, task)
   with jax.sharding.set_mesh(mesh), nn.logical_axis_rules(rules):
     setup = build_train_setup(task, config, mesh, rules, tx)
-    ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), max_to_keep=config.checkpoint.keep,
-                        save_every=config.checkpoint.every, async_save=False)
+    ckpt = _checkpointer(config, workdir, async_save=False)
     try:
       state = _maybe_restore(ckpt, setup, task, RewardMonitor(monitor_defaults()))
     finally:
       ckpt.close()
     params = jax.jit(policy_params, static_argnums=(2,))(state.params, setup.frozen, setup.lora)
   return task, params, int(state.step)
+
+
+def _build(config: ConfigDict, task: Optional[Task]):
+  """The run's mesh, axis rules, task and optimizer."""
+  mesh = parallel.make_mesh(config.mesh)
+  rules = parallel.logical_rules(config.logical_axis_rules)
+  task = task or build_task(config)
+  return mesh, rules, task, make_optimizer(config.optimizer, config.rl.steps * updates_per_step(config))
+
+
+def _checkpointer(config: ConfigDict, workdir: str, async_save: bool) -> Checkpointer:
+  return Checkpointer(os.path.join(workdir, "checkpoints"), max_to_keep=config.checkpoint.keep,
+                      save_every=config.checkpoint.every, async_save=async_save)
 
 
 def _maybe_restore(ckpt: Checkpointer, setup: TrainSetup, task: Task, monitor: RewardMonitor):
