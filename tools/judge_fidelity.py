@@ -22,6 +22,7 @@ from ml_collections import config_flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from gotr1_jax.eval import judge_fidelity as jf  # noqa: E402
+from gotr1_jax.pretrain.judge_data import PolicyPool  # noqa: E402
 from gotr1_jax.rl.shapes_world import judge_reward_model, shipped_checkpoint  # noqa: E402
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -52,7 +53,6 @@ def main(argv):
   config = _CONFIG.value
   t0 = time.perf_counter()
   if _POOL.value:
-    from gotr1_jax.pretrain.judge_data import PolicyPool
     sample = jf.pool_sample(PolicyPool.load(_POOL.value))
   else:
     transform = None if _NOVQ.value else vq_round_trip(_VQ.value or shipped_checkpoint("vq"))

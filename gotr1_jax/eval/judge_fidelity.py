@@ -16,10 +16,10 @@ import numpy as np
 from scipy import stats
 
 from gotr1_jax.data.shapes_world.oracle import oracle_rewards
-from gotr1_jax.data.shapes_world.prompts import CATEGORIES, PromptSpec
+from gotr1_jax.data.shapes_world.prompts import CATEGORIES, PromptSpec, parse_prompt
 from gotr1_jax.data.shapes_world.world import WorldConfig
 from gotr1_jax.eval.shapes_eval import eval_prompts
-from gotr1_jax.pretrain.judge_data import sample_pair
+from gotr1_jax.pretrain.judge_data import PolicyPool, sample_pair
 from gotr1_jax.rewards.combine import combine
 from gotr1_jax.rewards.judge import RewardBatch
 
@@ -46,10 +46,9 @@ def fidelity_sample(num: int, seed: int = 0, split: str = "val", corrupt_p: floa
   return FidelitySample(specs, [c for c, _ in pairs], np.stack([im for _, im in pairs]))
 
 
-def pool_sample(pool: Any, world: WorldConfig = WorldConfig()) -> FidelitySample:
+def pool_sample(pool: PolicyPool, world: WorldConfig = WorldConfig()) -> FidelitySample:
   """A policy's own samples (pretrain/judge_data.PolicyPool) as a fidelity sample: how far the
   judge can be trusted on what GRPO actually produces."""
-  from gotr1_jax.data.shapes_world.prompts import parse_prompt
   specs = [parse_prompt(p, c, world) for p, c in zip(pool.prompts, pool.categories)]
   return FidelitySample(specs, list(pool.chains), np.asarray(pool.images, np.uint8))
 

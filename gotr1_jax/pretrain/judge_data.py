@@ -34,6 +34,7 @@ from gotr1_jax.rewards.prompts import SCORE_SCALES, get_prompts
 
 KINDS = ("r_sem", "r_spa", "r_ri", "r_pi")
 CORRUPTIONS = ("color", "shape", "texture", "drop", "add", "move")
+EMPTY_GROUNDING = json.dumps([])  # grounding_answer when no object of the name is found
 
 
 @dataclasses.dataclass(frozen=True)

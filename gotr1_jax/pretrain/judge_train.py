@@ -32,9 +32,7 @@ from gotr1_jax.metrics import MetricWriter
 from gotr1_jax.models.qwen_image_processing import QwenImageConfig, pack_vision_batch
 from gotr1_jax.models.qwen_positions import get_rope_index
 from gotr1_jax.models.qwen_vl import QwenVL, QwenVLConfig, init_qwen_vl, qwen_vl_config_from_dict
-from gotr1_jax.pretrain.judge_data import KINDS, JudgeExample, PolicyPool, judge_examples
-
-EMPTY_GROUNDING = "[]"  # judge_data.grounding_answer when no object of the name is found
+from gotr1_jax.pretrain.judge_data import EMPTY_GROUNDING, KINDS, JudgeExample, PolicyPool, judge_examples
 from gotr1_jax.pretrain.scenes import split_prompts
 from gotr1_jax.rewards.config import reward_defaults
 from gotr1_jax.rewards.judge import JudgeRewardModel
