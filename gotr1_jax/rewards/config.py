@@ -12,6 +12,7 @@ from ml_collections import ConfigDict
 COMPONENTS = ("r_sem", "r_spa", "r_ri", "r_pi")  # GOT_R1_FACTS.md §4, each rescaled to [0, 1]
 KINDS = ("gotr1", "function")
 COMBINES = ("product", "product_mean", "weighted_sum")
+SCORE_READOUTS = ("greedy", "expected")
 BOX_FRAMES = ("auto", "pixels", "norm1000", "norm1")
 
 # Box outline colours of the layout canvas, cycled over objects in chain order (unknown in the
@@ -56,13 +57,15 @@ def reward_defaults() -> ConfigDict:
   box_frame: how grounded boxes are read ("auto" guesses per answer; see parse.parse_boxes).
   judge_size_multiple: image sides the judge sees must be multiples of this (28 = Qwen2.5-VL's
     patch 14 x merge 2, so its processor does not resize again); 1 disables the check.
+  score_readout: how R_sem, R_spa and R_PI are read: "greedy" parses the generated answer (GoT-R1);
+    "expected" takes the mean score under the judge's digit probabilities (score_readout.py).
   """
   return ConfigDict(dict(
       kind="gotr1", combine="product",
       weights=dict(r_sem=1.0, r_spa=1.0, r_ri=1.0, r_pi=1.0),
       use_aesthetic=False, prompt_version="v1",
       max_answer_tokens=dict(r_sem=64, r_spa=64, r_ri=256, r_pi=64),
-      box_frame="auto", judge_size_multiple=28,
+      box_frame="auto", judge_size_multiple=28, score_readout="greedy",
       canvas=canvas_defaults(), monitor=monitor_defaults()))
 
 
@@ -87,7 +90,8 @@ def _rgb(value: Any, field: str) -> None:
 
 def check_reward_config(config: ConfigDict) -> None:
   """Raises one ValueError naming the first wrong field of a `reward` block and how to fix it."""
-  for field, allowed in (("kind", KINDS), ("combine", COMBINES), ("box_frame", BOX_FRAMES)):
+  for field, allowed in (("kind", KINDS), ("combine", COMBINES), ("box_frame", BOX_FRAMES),
+                         ("score_readout", SCORE_READOUTS)):
     if _need(config, field) not in allowed:
       raise ValueError(f"config.reward.{field}={config[field]!r} must be one of {allowed}.")
   weights = _need(config, "weights")

@@ -20,6 +20,7 @@ from gotr1_jax.rewards.combine import AESTHETIC, check_components, combine
 from gotr1_jax.rewards.config import check_reward_config
 from gotr1_jax.rewards.iou import grounding_score, object_key
 from gotr1_jax.rewards.parse import parse_boxes, parse_score
+from gotr1_jax.rewards.score_readout import judge_expected_scores
 from gotr1_jax.rewards.prompts import SCORE_SCALES, get_prompts
 
 
@@ -124,8 +125,11 @@ class JudgeRewardModel:
     return [a if isinstance(a, str) else "" for a in answers]  # non-strings count as unreadable
 
   def _scores(self, kind: str, texts: list[str], images: list[Optional[np.ndarray]]) -> tuple[np.ndarray, int]:
-    """Asks, parses on the component's published scale; unreadable -> 0 and counted."""
+    """Asks, parses on the component's published scale; unreadable -> 0 and counted. With
+    config.score_readout 'expected', the judge's expected score instead (score_readout.py)."""
     low, high = SCORE_SCALES[kind]
+    if self.config.score_readout == "expected":
+      return judge_expected_scores(self.generate_fn, texts, images, low, high)
     parsed = [parse_score(a, scale=high, minimum=low) for a in self._ask(kind, texts, images)]
     return np.array([0.0 if s is None else s for s in parsed], np.float64), sum(s is None for s in parsed)
 

@@ -141,6 +141,7 @@ class QwenVLGenerator:
     self.pad_id = int(pad if pad is not None else self.stop_ids[-1])
     self.fns = qwen_vl_decode_fns(model)
     self.samplers: dict[int, Sampler] = {}  # one per max_new_tokens
+    self._probs_fn = jax.jit(self._next_token_probs)  # next_token_probs' forward pass
 
   @property
   def num_traces(self) -> int:
@@ -154,9 +155,10 @@ class QwenVLGenerator:
     return self.samplers[max_new_tokens]
 
   # ---- host side ----------------------------------------------------------------------------
-  def prompt_row(self, text: str, images: Any = None) -> PromptRow:
+  def prompt_row(self, text: str, images: Any = None, answer_prefix: str = "") -> PromptRow:
     """One user turn: its images patchified and its chat prompt tokenized with one <|image_pad|>
-    per merged vision token (what transformers' Qwen2_5_VLProcessor produces)."""
+    per merged vision token (what transformers' Qwen2_5_VLProcessor produces), followed by
+    `answer_prefix`, the start of the assistant's answer given rather than generated."""
     images = _image_list(images)
     vision = self.model.config.vision
     if images:
@@ -164,7 +166,7 @@ class QwenVLGenerator:
     else:
       patches, grid_thw = np.zeros((0, vision.patch_dim), np.float32), np.zeros((0, 3), np.int64)
     prompt = render_chat(self.tokenizer, text, len(images))
-    prompt = expand_image_pads(prompt, image_token_counts(grid_thw, vision))
+    prompt = expand_image_pads(prompt, image_token_counts(grid_thw, vision)) + answer_prefix
     return PromptRow(list(self.tokenizer(prompt)["input_ids"]), patches, grid_thw)
 
   def batch_inputs(self, rows: Sequence[PromptRow]) -> dict[str, Any]:
@@ -207,6 +209,45 @@ class QwenVLGenerator:
           prompt_positions=inputs["positions"], embed_extra=inputs["vision"]))
       for row, i in enumerate(idx):
         out[i] = sample.tokens[row, :sample.lengths[row]].tolist()
+    return out
+
+  def _next_token_probs(self, params, tokens, mask, positions, vision, ids):
+    """Softmax of the next-token logits after each left-padded row, gathered at `ids`: [R, K]."""
+    fns = self.fns
+    rows, length = tokens.shape
+    hidden, _ = fns.trunk(params, fns.embed(params, tokens, vision), positions, mask.astype(jnp.int32),
+                          fns.init_cache(rows, length), 0)
+    logits = fns.head(params, hidden[:, -1:])[:, 0].astype(jnp.float32)
+    return jax.nn.softmax(logits, axis=-1)[:, ids]
+
+  def next_token_probs(self, texts: Sequence[str], images: Sequence[Any], prefixes: Sequence[str],
+                       candidates: Sequence[str]) -> np.ndarray:
+    """P(next token = candidate) after each user turn plus the start of its answer: [N, K] float64.
+
+    One forward pass per row (no sampling), in the same row and prompt buckets as `generate`, so
+    it compiles once per bucket. Each candidate must be one token of this tokenizer; the returned
+    probabilities are over the whole vocabulary (not renormalised over the candidates).
+    """
+    if not (len(texts) == len(images) == len(prefixes)):
+      raise ValueError(f"{len(texts)} texts, {len(images)} image entries and {len(prefixes)} prefixes; pass one "
+                       "of each per row.")
+    ids = []
+    for c in candidates:
+      tok = self.tokenizer(c, add_special_tokens=False)["input_ids"]
+      if len(tok) != 1:
+        raise ValueError(f"candidate {c!r} is {len(tok)} tokens for this tokenizer; next_token_probs scores "
+                         "single tokens only.")
+      ids.append(tok[0])
+    rows = [self.prompt_row(t, im, p) for t, im, p in zip(texts, images, prefixes)]
+    out = np.zeros((len(rows), len(ids)), np.float64)
+    chunk = self.config.row_buckets[-1]
+    order = sorted(range(len(rows)), key=lambda i: len(rows[i].ids))
+    for start in range(0, len(order), chunk):
+      idx = order[start:start + chunk]
+      inputs = self.batch_inputs([rows[i] for i in idx])
+      probs = jax.device_get(self._probs_fn(self.params, inputs["tokens"], inputs["mask"], inputs["positions"],
+                                            inputs["vision"], jnp.asarray(ids, jnp.int32)))
+      out[idx] = probs[:len(idx)]
     return out
 
   def generate(self, texts: Sequence[str], images: Optional[Sequence[Any]] = None,

@@ -134,6 +134,26 @@ def test_generator_protocol_and_judge_rewards(setup):
   assert out["parse_fail/r_sem"] == 2 and out["parse_fail/r_pi"] == 2 and out["chain/no_boxes"] == 1
 
 
+def test_next_token_probs_equal_transformers_softmax(setup):
+  ref, gen = setup
+  questions, prefixes = QUESTIONS[:4], ['{"score": ', '{"score": 1', "", '{"score": ']
+  candidates = tuple("0123456789}")
+  got = gen.next_token_probs([q for q, _ in questions], [im for _, im in questions], prefixes, candidates)
+  proc = hf_processor(tiny_config(), gen.tokenizer)
+  ids = [gen.tokenizer.convert_tokens_to_ids(c) for c in candidates]
+  for (q, im), prefix, row in zip(questions, prefixes, got):
+    text = proc.apply_chat_template(user_messages(q, len(as_list(im))), add_generation_prompt=True,
+                                    tokenize=False) + prefix
+    inputs = proc(text=[text], images=as_list(im) or None, return_tensors="pt")
+    with torch.no_grad():
+      logits = ref(**inputs).logits[0, -1].double()
+    want = torch.softmax(logits, -1)[ids].numpy()
+    np.testing.assert_allclose(row, want, rtol=1e-4, atol=1e-6)  # fp32 forward, same weights
+  assert got.shape == (4, 11) and np.all(got.sum(-1) <= 1 + 1e-6)
+  with pytest.raises(ValueError, match="single tokens only"):
+    gen.next_token_probs(["hi"], [None], [""], ["score 10"])
+
+
 def test_generator_from_a_converted_checkpoint(setup, tmp_path):
   ref, gen = setup
   ref.save_pretrained(tmp_path / "hf")
