@@ -3,6 +3,7 @@
   python tools/make_judge_pool.py --out runs/judge_pool.npz                     # the shipped SFT policy
   python tools/make_judge_pool.py --config configs/shapes_demo.py --workdir runs/shapes_demo \\
       --num 512 --out runs/judge_pool_grpo.npz                                     # where a GRPO run got to
+  python tools/make_judge_pool.py --num 384 --group 8 --out runs/groups.npz      # 48 prompts x 8, as GRPO groups
 
 A judge trained only on rendered scenes is fooled by what GRPO makes (malformed boxes, colour
 patches: README, "What `make demo` runs"); a reward model has to see the policy's distribution.
@@ -36,16 +37,21 @@ _WORKDIR = flags.DEFINE_string("workdir", "", "A GRPO run directory; its newest 
 _NUM = flags.DEFINE_integer("num", 512, "Samples in the pool.")
 _BATCH = flags.DEFINE_integer("batch", 32, "Samples per sampler call.")
 _SEED = flags.DEFINE_integer("seed", 0, "Sampling seed (prompts come from the config's seeded train stream).")
+_GROUP = flags.DEFINE_integer("group", 1, "Samples per prompt, consecutive (8: GRPO's groups).")
 _MERGE = flags.DEFINE_list("merge", [], "Pools to join into --out instead of sampling.")
 _OUT = flags.DEFINE_string("out", None, "The .npz to write.")
 
 
-def sample_pool(config, workdir: str, num: int, batch: int, seed: int) -> PolicyPool:
+def sample_pool(config, workdir: str, num: int, batch: int, seed: int, group: int = 1) -> PolicyPool:
+  """`num` samples, `group` consecutive ones per prompt (a GRPO group: judge_fidelity then reports
+  the judge's agreement within groups); num and batch must be multiples of group."""
+  if group < 1 or num % group or batch % group:
+    raise ValueError(f"--group={group} must be >= 1 and divide --num={num} and --batch={batch}.")
   task, params, step = trainer.trained_policy(config, workdir)
   logging.info("Sampling %d from %s (step %d)", num, workdir or "the starting policy", step)
   prompts, categories, chains, images = [], [], [], []
   for i in tqdm(range(0, num, batch), desc="pool", unit="batch"):
-    rows = task.prompts.next(min(batch, num - i))
+    rows = [r for r in task.prompts.next(min(batch, num - i) // group) for _ in range(group)]
     rollout = task.rollout(params, rows, jax.random.fold_in(jax.random.key(seed), i))
     prompts += [r["prompt"] for r in rows]
     categories += [r["category"] for r in rows]
@@ -64,7 +70,7 @@ def main(argv):
   del argv
   logging.getLogger("absl").setLevel(logging.WARNING)
   pool = merge_pools(_MERGE.value) if _MERGE.value else sample_pool(
-      _CONFIG.value, _WORKDIR.value, _NUM.value, _BATCH.value, _SEED.value)
+      _CONFIG.value, _WORKDIR.value, _NUM.value, _BATCH.value, _SEED.value, _GROUP.value)
   os.makedirs(os.path.dirname(os.path.abspath(_OUT.value)), exist_ok=True)
   pool.save(_OUT.value)
   scores = [oracle_rewards(parse_prompt(p, c), ch, im) for p, c, ch, im in

@@ -3,7 +3,8 @@
 Owns the fidelity sample (val prompts, chains and images of every quality made like the judge's
 training data: pretrain/judge_data.py's `sample_pair`, held-out prompts and seeds; or a policy's
 own samples, `pool_sample`) and the rank
-correlations (Spearman rho, Kendall tau-b) per reward and for the combined reward. GoT-R1 reports
+correlations (Spearman rho, Kendall tau-b) per reward and for the combined reward; on a policy's
+samples also within each group of one prompt, the only differences GRPO's advantages use. GoT-R1 reports
 its Qwen2.5-VL judge at rho = 0.34 against humans; here the reference is exact, so the numbers say
 how much of the oracle's ordering the judge keeps. Scoring is the reward model's (rewards/judge.py).
 """
@@ -62,6 +63,33 @@ def correlations(judge: np.ndarray, oracle: np.ndarray) -> dict[str, float]:
           "kendall": float(stats.kendalltau(judge, oracle).statistic)}
 
 
+def within_groups(judge: np.ndarray, oracle: np.ndarray, groups: list[slice]) -> dict[str, float]:
+  """What GRPO sees: the judge's ranking *inside* each group of samples of one prompt.
+
+  group_spearman: mean Spearman rho over the groups where both judge and oracle vary;
+  judge_constant: fraction of groups where the judge gives every sample the same score (GRPO's
+  advantage is then 0 for the whole group, whatever the oracle says). NaN without groups of 2+.
+  """
+  groups = [g for g in groups if g.stop - g.start > 1]
+  if not groups:
+    return {"group_spearman": float("nan"), "judge_constant": float("nan")}
+  rhos = [correlations(judge[g], oracle[g])["spearman"] for g in groups]
+  rhos = [r for r in rhos if np.isfinite(r)]
+  constant = [np.ptp(judge[g]) == 0 for g in groups]
+  return {"group_spearman": float(np.mean(rhos)) if rhos else float("nan"),
+          "judge_constant": float(np.mean(constant))}
+
+
+def prompt_groups(specs: list[PromptSpec]) -> list[slice]:
+  """Runs of consecutive samples with the same prompt (a GRPO group in a policy pool)."""
+  groups, start = [], 0
+  for i in range(1, len(specs) + 1):
+    if i == len(specs) or specs[i].text != specs[start].text:
+      groups.append(slice(start, i))
+      start = i
+  return groups
+
+
 def judge_fidelity(reward_model: Any, sample: FidelitySample, reward_config: Any, batch_size: int = 32,
                    world: WorldConfig = WorldConfig()) -> dict[str, Any]:
   """{'per_reward': {kind: {spearman, kendall, judge_mean, oracle_mean}}, 'counters': {...}, 'n': N}."""
@@ -82,15 +110,19 @@ def judge_fidelity(reward_model: Any, sample: FidelitySample, reward_config: Any
   oracle = {k: np.asarray([e[k] for e in exact]) for k in COMPONENTS}
   judge = {k: np.asarray(v) for k, v in judged.items()}
   judge["reward"], oracle["reward"] = combine(judge, reward_config), combine(oracle, reward_config)
-  per = {k: dict(correlations(judge[k], oracle[k]), judge_mean=float(judge[k].mean()),
-                 oracle_mean=float(oracle[k].mean())) for k in (*COMPONENTS, "reward")}
+  groups = prompt_groups(sample.specs)
+  per = {k: dict(correlations(judge[k], oracle[k]), **within_groups(judge[k], oracle[k], groups),
+                 judge_mean=float(judge[k].mean()), oracle_mean=float(oracle[k].mean()))
+         for k in (*COMPONENTS, "reward")}
   return {"per_reward": per, "counters": counters, "n": n}
 
 
 def format_fidelity(result: dict[str, Any]) -> str:
-  lines = ["| reward | Spearman rho | Kendall tau | judge mean | oracle mean |", "|---|---|---|---|---|"]
+  lines = ["| reward | Spearman rho | Kendall tau | rho within groups | judge constant in group | judge mean | "
+           "oracle mean |", "|---|---|---|---|---|---|---|"]
   for k, r in result["per_reward"].items():
-    lines.append(f"| {k} | {r['spearman']:.3f} | {r['kendall']:.3f} | {r['judge_mean']:.3f} | {r['oracle_mean']:.3f} |")
+    lines.append(f"| {k} | {r['spearman']:.3f} | {r['kendall']:.3f} | {r['group_spearman']:.3f} | "
+                 f"{r['judge_constant']:.3f} | {r['judge_mean']:.3f} | {r['oracle_mean']:.3f} |")
   return "\n".join(lines)
 
 

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 
+from gotr1_jax.data.shapes_world.prompts import parse_prompt
 from gotr1_jax.eval import judge_fidelity as jf
 from gotr1_jax.rewards.config import reward_defaults
 
@@ -29,7 +30,7 @@ def test_oracle_judge_is_perfect(sample):
   for k, r in result["per_reward"].items():
     assert r["spearman"] == pytest.approx(1.0) and r["kendall"] == pytest.approx(1.0), k
     assert r["judge_mean"] == pytest.approx(r["oracle_mean"])
-  assert "| r_pi | 1.000 | 1.000 |" in jf.format_fidelity(result)
+  assert "| r_pi | 1.000 | 1.000 | nan | nan |" in jf.format_fidelity(result)  # no groups: all prompts differ
 
 
 class _Noisy:
@@ -59,3 +60,15 @@ def test_a_policy_pool_is_a_fidelity_sample(sample):
   assert [s.category for s in back.specs] == [s.category for s in sample.specs]
   result = jf.judge_fidelity(jf.oracle_as_judge(), back, reward_defaults(), batch_size=12)
   assert result["per_reward"]["reward"]["spearman"] == pytest.approx(1.0)
+
+
+def test_within_group_agreement_is_what_grpo_sees():
+  specs = [parse_prompt(t, "color") for t in ["a red circle"] * 3 + ["a blue square"] * 3 + ["a red star"]]
+  groups = jf.prompt_groups(specs)
+  assert groups == [slice(0, 3), slice(3, 6), slice(6, 7)]
+  oracle = np.array([0.1, 0.5, 0.9, 0.2, 0.4, 0.6, 0.3])
+  # Group 1 ranked in reverse (rho -1), group 2 constant (no advantage), group 3 a single sample.
+  judge = np.array([0.9, 0.5, 0.1, 0.7, 0.7, 0.7, 0.0])
+  got = jf.within_groups(judge, oracle, groups)
+  assert got == {"group_spearman": pytest.approx(-1.0), "judge_constant": pytest.approx(0.5)}
+  assert math.isnan(jf.within_groups(judge, oracle, [slice(0, 1)])["group_spearman"])

@@ -21,3 +21,6 @@ def test_sample_and_merge_pools(tmp_path):
   both = make_judge_pool.merge_pools([str(tmp_path / "a.npz"), str(tmp_path / "b.npz")])
   assert len(both) == 12 and both.chains == pool.chains * 2
   assert isinstance(PolicyPool.load(str(tmp_path / "a.npz")), PolicyPool)
+  groups = make_judge_pool.sample_pool(config, str(tmp_path / "no_run"), num=8, batch=4, seed=1, group=2)
+  assert groups.prompts[0::2] == groups.prompts[1::2] and len(set(groups.prompts)) == 4
+  assert groups.chains[0] != groups.chains[1] or not np.array_equal(groups.images[0], groups.images[1])
