@@ -19,7 +19,7 @@ from ml_collections import ConfigDict
 
 from gotr1_jax.data.shapes_world.detect import label_pixels
 from gotr1_jax.data.shapes_world.oracle import oracle_rewards
-from gotr1_jax.data.shapes_world.prompts import parse_prompt
+from gotr1_jax.data.shapes_world.prompts import CATEGORIES, parse_prompt
 from gotr1_jax.data.shapes_world.world import WorldConfig
 from gotr1_jax.data.shapes_world.tfds_builder import ShapesSource
 from gotr1_jax.eval import shapes_eval
@@ -79,7 +79,24 @@ def color_share_reward_fn(color: str, world: WorldConfig = WorldConfig()):
   return fn
 
 
-REWARD_FNS = {"oracle": lambda t: oracle_reward_fn(), "color_share": lambda t: color_share_reward_fn(t.sanity_color)}
+def t2i_reward_fn():
+  """fn(RewardBatch) -> the oracle's exact rewards with 'reward' = its category score (t2i_score).
+
+  Not a GoT-R1 reward: the evaluation's own metric as the reward, the most any reward model could
+  tell GRPO about what the evaluation counts. It bounds what a judge-reward run can gain in the
+  same steps (README, "What `make demo` runs")."""
+  exact = oracle_reward_fn()
+
+  def fn(batch: RewardBatch) -> dict[str, np.ndarray]:
+    out = exact(batch)
+    out["reward"] = out["t2i_score"]
+    return out
+
+  return fn
+
+
+REWARD_FNS = {"oracle": lambda t: oracle_reward_fn(), "t2i_score": lambda t: t2i_reward_fn(),
+              "color_share": lambda t: color_share_reward_fn(t.sanity_color)}
 
 
 def judge_reward_model(config: ConfigDict, judge_dir: str = ""):
@@ -109,13 +126,25 @@ def _reward_model(config: ConfigDict):
 
 
 class PromptStream:
-  """The trainer's PromptSource over a ShapesSource: {'prompt', 'category'} dicts, resumable."""
+  """The trainer's PromptSource over a ShapesSource: {'prompt', 'category'} dicts, resumable.
 
-  def __init__(self, source: ShapesSource):
-    self.source = source
+  With `categories` only prompts of those categories are handed out (the others are read and
+  skipped, so the source position still says where the stream is)."""
+
+  def __init__(self, source: ShapesSource, categories: Sequence[str] = ()):
+    unknown = sorted(set(categories) - set(CATEGORIES))
+    if unknown:
+      raise ValueError(f"config.task.train_categories has unknown categories {unknown}; use some of {CATEGORIES} "
+                       "(or () for all).")
+    self.source, self.categories = source, frozenset(categories)
 
   def next(self, n: int) -> list[dict[str, str]]:
-    return self.source.next(n)
+    if not self.categories:
+      return self.source.next(n)
+    out: list[dict[str, str]] = []
+    while len(out) < n:
+      out += [r for r in self.source.next(n - len(out)) if r["category"] in self.categories]
+    return out
 
   def get_state(self) -> dict:
     return self.source.get_state()
@@ -163,7 +192,7 @@ def build(config: ConfigDict) -> Task:
                                 batch_prompts=int(t.eval_batch_prompts))
 
   return Task(name="shapes_world", init_params=init_params, load_params=load_params, rollout=rollout,
-              logps_fn=janus_logps_fn(policy), prompts=PromptStream(source), reward_fn=reward_fn,
+              logps_fn=janus_logps_fn(policy), prompts=PromptStream(source, tuple(t.train_categories)), reward_fn=reward_fn,
               evaluate=evaluate)
 
 
@@ -173,5 +202,8 @@ def task_defaults() -> ConfigDict:
       name="shapes_world", policy_checkpoint="", tokenizer="", data_dir="~/tensorflow_datasets",
       data_config="default", log_oracle=True, eval_split="val", eval_prompts_per_category=8,
       eval_samples=2, eval_batch_prompts=8, eval_every=0,
-      reward_fn="oracle",  # reward.kind "function": "oracle" (exact GoT-R1 rewards) or "color_share"
+      # reward.kind "function": "oracle" (exact GoT-R1 rewards), "t2i_score" (the evaluation's own score,
+      # a ceiling check) or "color_share" (a dense sanity check)
+      reward_fn="oracle",
+      train_categories=(),  # () = every category; e.g. ("spatial",) trains on spatial prompts only
       sanity_color="red"))  # the colour "color_share" rewards

@@ -123,4 +123,41 @@ def test_color_share_reward_reads_the_colour_and_the_sanity_config_uses_it():
     color_share_reward_fn("teal")
   config = shapes_sanity.get_config("steps=3")
   assert (config.reward.kind, config.task.reward_fn, config.rl.steps) == ("function", "color_share", 3)
-  assert set(REWARD_FNS) == {"oracle", "color_share"}
+  assert set(REWARD_FNS) == {"oracle", "t2i_score", "color_share"}
+
+
+def test_t2i_reward_is_the_oracles_category_score():
+  from gotr1_jax.data.shapes_world.chains import scene_chain
+  from gotr1_jax.data.shapes_world.layout import sample_scene
+  from gotr1_jax.data.shapes_world.prompts import parse_prompt
+  from gotr1_jax.data.shapes_world.render import render_scene
+  from gotr1_jax.rewards.judge import RewardBatch
+  from gotr1_jax.rl.shapes_world import t2i_reward_fn
+  spec = parse_prompt("a red square to the left of a blue circle", "spatial")
+  scene = sample_scene(spec, np.random.default_rng(0))
+  batch = RewardBatch(prompts=[spec.text] * 2, chains=[scene_chain(scene)] * 2, group_size=2, categories=["spatial"] * 2,
+                      images=np.stack([render_scene(scene), np.full((64, 64, 3), 255, np.uint8)]))
+  out = t2i_reward_fn()(batch)
+  np.testing.assert_array_equal(out["reward"], [1.0, 0.0])  # the true scene holds; a blank image does not
+  np.testing.assert_array_equal(out["reward"], out["t2i_score"])
+  assert set(out) >= {"r_sem", "r_spa", "r_ri", "r_pi"}
+
+
+class _ListSource:
+  def __init__(self, rows):
+    self.rows, self.position = rows, 0
+
+  def next(self, n):
+    out = [self.rows[(self.position + i) % len(self.rows)] for i in range(n)]
+    self.position += n
+    return out
+
+
+def test_prompt_stream_keeps_the_asked_categories():
+  from gotr1_jax.rl.shapes_world import PromptStream
+  rows = [{"prompt": f"p{i}", "category": c} for i, c in enumerate(["color", "spatial", "shape", "spatial"])]
+  stream = PromptStream(_ListSource(rows), ("spatial",))
+  assert [r["prompt"] for r in stream.next(3)] == ["p1", "p3", "p1"]
+  assert PromptStream(_ListSource(rows)).next(2) == rows[:2]
+  with pytest.raises(ValueError, match="unknown categories \\['spatail'\\]"):
+    PromptStream(_ListSource(rows), ("spatail",))
