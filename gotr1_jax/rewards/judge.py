@@ -20,8 +20,8 @@ from gotr1_jax.rewards.combine import AESTHETIC, check_components, combine
 from gotr1_jax.rewards.config import check_reward_config
 from gotr1_jax.rewards.iou import grounding_score, object_key
 from gotr1_jax.rewards.parse import parse_boxes, parse_score
-from gotr1_jax.rewards.score_readout import judge_expected_scores
 from gotr1_jax.rewards.prompts import SCORE_SCALES, get_prompts
+from gotr1_jax.rewards.score_readout import judge_expected_scores
 
 
 @dataclasses.dataclass(frozen=True)

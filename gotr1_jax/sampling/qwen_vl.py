@@ -5,7 +5,8 @@ at the processor's own min/max pixels and nothing else, placeholder expansion, M
 rows / prompt lengths / patches padded to buckets), the `DecodeFns` that put `QwenVL` behind the
 compiled sampler (sampling/autoregressive.py; the vision tower runs inside its prefill through
 `embed_extra`), decoding answers up to `<|im_end|>` or EOS, the rewards `Generator` protocol
-(`__call__(requests)`), and building all of it from a checkpoint directory. It owns no model
+(`__call__(requests)`), next-token probabilities after a given answer start (`next_token_probs`,
+one forward pass: rewards/score_readout.py), and building all of it from a checkpoint directory. It owns no model
 (models/qwen_vl.py), sampling loop, or judge prompt (rewards/).
 
 Compiles: one trace per (row bucket, prompt bucket, patch bucket or none, max_new_tokens). A call
@@ -106,7 +107,8 @@ def _image_list(images: Any) -> list[np.ndarray]:
 
 
 class QwenVLGenerator:
-  """Greedy batched generation over one QwenVL, its params, tokenizer and image preprocessing.
+  """Greedy batched generation over one QwenVL, its params, tokenizer and image preprocessing,
+  and next-token probabilities after a given answer start (`next_token_probs`, no sampling).
 
   `generate(texts, images, max_new_tokens)` answers user turns (each with its images before the
   text); calling the generator with `JudgeRequest`s is the rewards `Generator` protocol. Images are
@@ -196,14 +198,19 @@ class QwenVLGenerator:
     return self.tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
 
   # ---- generation ---------------------------------------------------------------------------
-  def generate_ids(self, rows: Sequence[PromptRow], max_new_tokens: int) -> list[list[int]]:
-    """Greedy continuations (ending with the stop token where one was produced), in row order."""
+  def _row_chunks(self, rows: Sequence[PromptRow]):
+    """(row indices, batch_inputs) per chunk of at most max(row_buckets) rows, shortest rows first
+    (so that a chunk's rows share a prompt bucket where they can)."""
     chunk = self.config.row_buckets[-1]
     order = sorted(range(len(rows)), key=lambda i: len(rows[i].ids))
-    out: list[list[int]] = [[] for _ in rows]
     for start in range(0, len(order), chunk):
       idx = order[start:start + chunk]
-      inputs = self.batch_inputs([rows[i] for i in idx])
+      yield idx, self.batch_inputs([rows[i] for i in idx])
+
+  def generate_ids(self, rows: Sequence[PromptRow], max_new_tokens: int) -> list[list[int]]:
+    """Greedy continuations (ending with the stop token where one was produced), in row order."""
+    out: list[list[int]] = [[] for _ in rows]
+    for idx, inputs in self._row_chunks(rows):
       sample = jax.device_get(self.sampler(max_new_tokens)(
           self.params, inputs["tokens"], inputs["mask"], jax.random.key(0),  # greedy: the key is unused
           prompt_positions=inputs["positions"], embed_extra=inputs["vision"]))
@@ -240,11 +247,7 @@ class QwenVLGenerator:
       ids.append(tok[0])
     rows = [self.prompt_row(t, im, p) for t, im, p in zip(texts, images, prefixes)]
     out = np.zeros((len(rows), len(ids)), np.float64)
-    chunk = self.config.row_buckets[-1]
-    order = sorted(range(len(rows)), key=lambda i: len(rows[i].ids))
-    for start in range(0, len(order), chunk):
-      idx = order[start:start + chunk]
-      inputs = self.batch_inputs([rows[i] for i in idx])
+    for idx, inputs in self._row_chunks(rows):
       probs = jax.device_get(self._probs_fn(self.params, inputs["tokens"], inputs["mask"], inputs["positions"],
                                             inputs["vision"], jnp.asarray(ids, jnp.int32)))
       out[idx] = probs[:len(idx)]
