@@ -21,7 +21,7 @@ from gotr1_jax.rewards.config import check_reward_config
 from gotr1_jax.rewards.iou import grounding_score, object_key
 from gotr1_jax.rewards.parse import parse_boxes, parse_score
 from gotr1_jax.rewards.prompts import SCORE_SCALES, get_prompts
-from gotr1_jax.rewards.score_readout import judge_expected_scores
+from gotr1_jax.rewards.score_readout import check_generator, judge_expected_scores
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,6 +109,8 @@ class JudgeRewardModel:
     self._aesthetic = config.combine == "product_mean" and config.use_aesthetic
     if self._aesthetic and aesthetic_fn is None:
       raise ValueError("config.reward.use_aesthetic=True needs an aesthetic_fn; pass one or set it False.")
+    if config.score_readout == "expected":
+      check_generator(generate_fn)
     self.generate_fn, self.config, self.aesthetic_fn = generate_fn, config, aesthetic_fn
     self.image_size = (int(image_size[0]), int(image_size[1]))
     self.prompts = get_prompts(config.prompt_version)

@@ -53,14 +53,19 @@ def expected_scores(first: np.ndarray, after_one: np.ndarray, low: int, high: in
   return (mean - low) / (high - low), mass
 
 
-def judge_expected_scores(generator: Any, texts: Sequence[str], images: Sequence[Optional[np.ndarray]],
-                          low: int, high: int) -> tuple[np.ndarray, int]:
-  """Asks `generator` (with next_token_probs) each question; ([N] scores in [0, 1], how many rows
-  had less than MIN_DIGIT_MASS on a digit)."""
+def check_generator(generator: Any) -> None:
+  """Raises when `generator` cannot serve the expected readout (checked once, when the reward model
+  is built, not on every scoring call)."""
   if not hasattr(generator, "next_token_probs"):
     raise ValueError(f"config.reward.score_readout='expected' needs a judge generator with next_token_probs "
                      f"(the Flax QwenVLGenerator); {type(generator).__name__} has none. Use "
                      "score_readout='greedy' with it.")
+
+
+def judge_expected_scores(generator: Any, texts: Sequence[str], images: Sequence[Optional[np.ndarray]],
+                          low: int, high: int) -> tuple[np.ndarray, int]:
+  """Asks `generator` (one that passed check_generator) each question; ([N] scores in [0, 1], how
+  many rows had less than MIN_DIGIT_MASS on a digit)."""
   n = len(texts)
   if n == 0:
     return np.zeros(0, np.float64), 0

@@ -76,6 +76,5 @@ def test_judge_reads_scores_as_expectations():
     config.score_readout = "mean"
     JudgeRewardModel(gen, (56, 56), config)
   config.score_readout = "expected"
-  plain = JudgeRewardModel(lambda requests: ['{"score": 3}'] * len(requests), (56, 56), config)
-  with pytest.raises(ValueError, match="next_token_probs"):
-    plain.score(batch)
+  with pytest.raises(ValueError, match="next_token_probs"):  # when the reward model is built, before any step
+    JudgeRewardModel(lambda requests: ['{"score": 3}'] * len(requests), (56, 56), config)
