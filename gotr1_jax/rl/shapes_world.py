@@ -142,8 +142,14 @@ class PromptStream:
     if not self.categories:
       return self.source.next(n)
     out: list[dict[str, str]] = []
+    read = 0
     while len(out) < n:
-      out += [r for r in self.source.next(n - len(out)) if r["category"] in self.categories]
+      if read >= len(self.source) and not out:  # a whole epoch without one: it would loop forever
+        raise ValueError(f"config.task.train_categories={sorted(self.categories)} matches no prompt of the "
+                         "train split; build the split with those categories or pick others.")
+      rows = self.source.next(n - len(out))
+      read += len(rows)
+      out += [r for r in rows if r["category"] in self.categories]
     return out
 
   def get_state(self) -> dict:

@@ -160,6 +160,9 @@ class _ListSource:
     self.position += n
     return out
 
+  def __len__(self):
+    return len(self.rows)
+
 
 def test_prompt_stream_keeps_the_asked_categories():
   from gotr1_jax.rl.shapes_world import PromptStream
@@ -169,3 +172,5 @@ def test_prompt_stream_keeps_the_asked_categories():
   assert PromptStream(_ListSource(rows)).next(2) == rows[:2]
   with pytest.raises(ValueError, match="unknown categories \\['spatail'\\]"):
     PromptStream(_ListSource(rows), ("spatail",))
+  with pytest.raises(ValueError, match="matches no prompt of the train split"):
+    PromptStream(_ListSource(rows), ("texture",)).next(2)
