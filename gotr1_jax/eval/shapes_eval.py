@@ -13,7 +13,7 @@ the four exact GoT-R1 rewards, and chain validity (at least one well-formed box,
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 import jax
 import numpy as np
@@ -22,6 +22,7 @@ from gotr1_jax.data.chain import parse_chain_stats
 from gotr1_jax.data.shapes_world.oracle import oracle_rewards
 from gotr1_jax.data.shapes_world.prompts import CATEGORIES, PROMPTS_DIR, PromptSpec, load_prompts
 from gotr1_jax.data.shapes_world.world import WorldConfig
+from gotr1_jax.eval import paired
 from gotr1_jax.sampling.janus_generate import JanusGenerator
 
 COMPONENTS = ("r_sem", "r_spa", "r_ri", "r_pi")
@@ -40,7 +41,7 @@ class EvalResult:
   def summary(self) -> dict[str, Any]:
     """The JSON-able numbers (what the report and a resumed run need)."""
     return dict(per_category=dict(self.per_category), overall=self.overall, chain=dict(self.chain),
-                num_samples=len(self.records))
+                num_samples=len(self.records), samples=paired.sample_table(self.records))
 
   def scalars(self, prefix: str = "eval/") -> dict[str, float]:
     out = {f"{prefix}{c}": v for c, v in self.per_category.items()}
@@ -75,13 +76,13 @@ def evaluate(generator: JanusGenerator, params: Any, vq_params: Any, specs: Sequ
   """K = num_samples samples per prompt, each scored by the oracle; see the module docstring."""
   texts = [s.text for s in specs]
   records, images = [], []
-  spec_iter = iter([s for s in specs for _ in range(num_samples)])
+  spec_iter = iter([(i, s) for i, s in enumerate(specs) for _ in range(num_samples)])
   for keep, b in _sample_chunks(generator, params, vq_params, texts, num_samples, rng, batch_prompts):
     for chain, image in zip(b.chains[:keep], b.images[:keep]):
-      spec = next(spec_iter)
+      index, spec = next(spec_iter)
       parsed = parse_chain_stats(chain)
       scores = oracle_rewards(spec, chain, image, world)
-      records.append(dict(prompt=spec.text, category=spec.category, chain=chain,
+      records.append(dict(prompt=spec.text, prompt_index=index, category=spec.category, chain=chain,
                           valid_chain=float(bool(parsed.objects) and parsed.num_malformed == 0), **scores))
       images.append(image)
   by_category = {}
@@ -94,16 +95,22 @@ def evaluate(generator: JanusGenerator, params: Any, vq_params: Any, specs: Sequ
                     chain=chain, records=records, images=np.stack(images))
 
 
-def format_table(results: Sequence[tuple[str, Mapping[str, Any]]]) -> str:
+def format_table(results: Sequence[tuple[str, Mapping[str, Any]]],
+                 intervals: Optional[Mapping[str, tuple[float, float]]] = None, level: float = 0.95) -> str:
   """A markdown table of EvalResult.summary() dicts: one column per (name, summary), rows =
-  categories, overall, chain numbers; with two results a last column shows the change."""
+  categories, overall, chain numbers; with two results a column shows the change, and with
+  `intervals` (eval/paired.py's change_intervals) one more shows each change's interval."""
   first = results[0][1]
   rows = list(first["per_category"]) + ["overall"] + list(first["chain"])
   value = lambda r, k: r["overall"] if k == "overall" else r["per_category"].get(k, r["chain"].get(k, float("nan")))
-  header = ["oracle score"] + [n for n, _ in results] + (["change"] if len(results) == 2 else [])
+  two = len(results) == 2
+  with_intervals = two and intervals is not None
+  header = (["oracle score"] + [n for n, _ in results] + (["change"] if two else [])
+            + ([f"{level:.0%} interval of the change"] if with_intervals else []))
   lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
   for k in rows:
     vals = [value(r, k) for _, r in results]
-    cells = [f"{v:.3f}" for v in vals] + ([f"{vals[1] - vals[0]:+.3f}"] if len(vals) == 2 else [])
+    cells = [f"{v:.3f}" for v in vals] + ([f"{vals[1] - vals[0]:+.3f}"] if two else [])
+    cells += [paired.format_interval(intervals.get(k))] if with_intervals else []
     lines.append("| " + " | ".join([f"**{k}**" if k == "overall" else k] + cells) + " |")
   return "\n".join(lines)

@@ -14,6 +14,7 @@ from typing import Any, Mapping, Optional, Sequence
 import numpy as np
 from PIL import Image
 
+from gotr1_jax.eval import paired
 from gotr1_jax.eval.shapes_eval import format_table
 from gotr1_jax.metrics import image_grid, line_plot, read_metrics
 
@@ -68,7 +69,10 @@ def reward_curve(workdir: str, keys: Sequence[str] = ("reward/mean",), smooth: i
 
 
 def before_after_table(before: Mapping[str, Any], after: Mapping[str, Any]) -> str:
-  return format_table([(f"before (step {before['step']})", before), (f"after (step {after['step']})", after)])
+  """The two evaluations side by side, each change with its paired-bootstrap interval when both
+  kept their per-sample scores (eval/paired.py)."""
+  return format_table([(f"before (step {before['step']})", before), (f"after (step {after['step']})", after)],
+                      intervals=paired.change_intervals(before, after))
 
 
 def write_report(workdir: str, name: str, before: Mapping[str, Any], after: Mapping[str, Any],
@@ -78,7 +82,10 @@ def write_report(workdir: str, name: str, before: Mapping[str, Any], after: Mapp
   table = before_after_table(before, after)
   lines = [f"# {name}: what GRPO changed", "",
            f"Oracle scores on {after.get('num_samples', '?')} samples of fixed val prompts (same prompts "
-           "and seeds before and after).", "", table, ""]
+           "and seeds before and after).", "", table, "",
+           "The interval is a 95% paired bootstrap over the val prompts (eval/paired.py): a change whose "
+           "interval holds 0 is within evaluation noise. It does not cover the spread between training "
+           "runs with other seeds.", ""]
   lines += list(notes) + ([""] if notes else [])
   if curve:
     lines += ["## Reward during training", "", "![reward curve](report/reward_curve.png)", ""]

@@ -47,6 +47,8 @@ def test_ground_truth_scores_one(specs):
   assert result.chain["valid_chain_frac"] == 1.0
   assert result.chain["r_sem"] == pytest.approx(1.0) and result.chain["r_ri"] > 0.9
   assert result.images.shape == (36, 64, 64, 3) and len(result.records) == 36
+  samples = result.summary()["samples"]  # kept for paired before/after intervals (eval/paired.py)
+  assert samples["prompt_index"][:5] == [0, 0, 1, 1, 2] and samples["t2i_score"] == [1.0] * 36
   assert [r["prompt"] for r in result.records[:4]] == [specs[0].text] * 2 + [specs[1].text] * 2
 
 

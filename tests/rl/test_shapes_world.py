@@ -55,7 +55,8 @@ def test_two_steps_then_resume(policy_dir, tmp_path):
   assert set(before["per_category"]) == {"color", "shape", "texture", "spatial", "numeracy", "complex"}
   assert before["num_samples"] == after["num_samples"] == 12
   report = (workdir / "report.md").read_text()
-  assert "| oracle score | before (step 0) | after (step 2) | change |" in report
+  assert "| oracle score | before (step 0) | after (step 2) | change | 95% interval of the change |" in report
+  assert "paired bootstrap over the val prompts" in report
   for f in ("reward_curve.png", "eval_before.png", "eval_after.png"):
     assert (workdir / "report" / f).stat().st_size > 0
 
