@@ -3,13 +3,20 @@
   python tools/evaluate.py --checkpoint gotr1_jax/assets/checkpoints/policy --split val
   python tools/evaluate.py --config configs/shapes_pretrain.py:seed=1 --checkpoint DIR --split test --out runs/eval
 
+  python tools/evaluate.py --run_config configs/shapes_demo.py --workdir runs/shapes_demo \
+      --compare runs/eval/policy_val/summary.json                  # a GRPO run's policy against the SFT one
+
 Samples K (chain, image) pairs per prompt for the first N prompts of each category's split file
 (config.eval: prompts_per_category, num_samples, generation settings), scores each image with the
 oracle, and prints per-category scores plus chain quality (fraction of valid chains, chain -> image
 box IoU, the four exact GoT-R1 rewards). Then, with --reliance_batches > 0, how much the policy
 draws from its chain (pretrain/chain_reliance.py: image NLL of val scenes with the true text, the
 shape or colour words permuted, the chains rolled). Writes summary.json, samples.jsonl and grid.png
-to --out.
+to --out. With --workdir it evaluates the newest policy of a GRPO run (LoRA merged into the run's
+starting policy; --run_config is the config the run was trained with). With --compare it also
+prints this evaluation beside an earlier summary.json made with the same prompts and seeds, each
+change with its 95% paired-bootstrap interval (eval/paired.py): more samples than a run's own
+report evaluates, when a change is too small for that report to tell from noise.
 """
 import json
 import logging
@@ -19,15 +26,16 @@ import time
 
 import jax
 from absl import app, flags
-from ml_collections import config_flags
+from ml_collections import ConfigDict, config_flags
 from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from configs import shapes_pretrain  # noqa: E402
-from gotr1_jax.eval import shapes_eval  # noqa: E402
+from gotr1_jax.eval import paired, shapes_eval  # noqa: E402
 from gotr1_jax.metrics import image_grid  # noqa: E402
 from gotr1_jax.pretrain import sft_policy  # noqa: E402
 from gotr1_jax.rl.report import grid_rows  # noqa: E402
+from gotr1_jax.rl.shapes_world import shipped_checkpoint  # noqa: E402
 from gotr1_jax.sampling.janus_generate import generator_from_checkpoint  # noqa: E402
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -39,14 +47,51 @@ _SPLIT = flags.DEFINE_enum("split", "val", ["train", "val", "test"], "Prompt spl
 _RELIANCE = flags.DEFINE_integer("reliance_batches", 6, "Val batches (config.policy.batch_size scenes each) for "
                                  "the chain-reliance NLLs; 0 skips them.")
 _OUT = flags.DEFINE_string("out", None, "Output directory (default runs/eval/<checkpoint name>_<split>).")
+_RUN_CONFIG = config_flags.DEFINE_config_file("run_config", None, "With --workdir: the config the GRPO run was "
+                                              "trained with (file.py[:args]).")
+_WORKDIR = flags.DEFINE_string("workdir", "", "A GRPO run directory: evaluate its newest policy instead of "
+                               "--checkpoint (needs --run_config).")
+_COMPARE = flags.DEFINE_string("compare", "", "An earlier summary.json (same --config eval block and --split) to "
+                               "print beside this one, with paired intervals of the changes.")
+
+
+def load_policy(checkpoint: str, generation, run_config, workdir: str):
+  """(generator, params, vq params, name): the Janus checkpoint, or with `workdir` the newest policy of a
+  GRPO run (its LoRA merged into the run's starting policy)."""
+  if not workdir:
+    return (*generator_from_checkpoint(checkpoint, dict(generation=generation)), checkpoint)
+  if run_config is None:
+    raise ValueError("--workdir needs --run_config, the config the run was trained with "
+                     "(e.g. --run_config configs/shapes_demo.py).")
+  from gotr1_jax.rl import trainer
+  config = ConfigDict(run_config.to_dict())
+  config.reward.kind, config.task.reward_fn = "function", "oracle"  # only the policy is needed, not its judge
+  _, params, step = trainer.trained_policy(config, workdir)
+  start = config.task.policy_checkpoint or shipped_checkpoint("policy")
+  generator, _, vq_params = generator_from_checkpoint(start, dict(generation=generation))
+  return generator, params, vq_params, f"{workdir} (step {step})"
+
+
+def load_comparison(path: str, split: str, seed: int, num_samples: int) -> dict:
+  """The earlier summary.json, checked to have been made on the same prompts and seeds."""
+  with open(path) as f:
+    earlier = json.load(f)
+  made = (earlier.get("split"), earlier.get("seed"), earlier.get("num_samples"))
+  if made != (split, seed, num_samples) or "samples" not in earlier:
+    raise ValueError(f"--compare {path} was made with split/seed/samples {made} (or without per-sample scores); "
+                     f"this evaluation uses {(split, seed, num_samples)}. Evaluate both with the same --config "
+                     "eval block and --split (tools/evaluate.py writes what is needed since eval/paired.py).")
+  return earlier
 
 
 def main(argv):
   del argv
   logging.getLogger("absl").setLevel(logging.WARNING)
   e = _CONFIG.value.eval
-  generator, params, vq_params = generator_from_checkpoint(_CHECKPOINT.value, dict(generation=e.generation))
+  generator, params, vq_params, name = load_policy(_CHECKPOINT.value, e.generation, _RUN_CONFIG.value, _WORKDIR.value)
   specs = shapes_eval.eval_prompts(_SPLIT.value, int(e.prompts_per_category))
+  earlier = (load_comparison(_COMPARE.value, _SPLIT.value, int(e.seed), len(specs) * int(e.num_samples))
+             if _COMPARE.value else None)  # checked before the minutes of sampling
   t0 = time.perf_counter()
   result = shapes_eval.evaluate(generator, params, vq_params, specs, int(e.num_samples), jax.random.key(int(e.seed)),
                                 batch_prompts=int(e.batch_prompts))
@@ -57,18 +102,25 @@ def main(argv):
     policy_config = _CONFIG.value.get("policy", None) or shapes_pretrain.policy_config(1.0)
     reliance = sft_policy.measure_chain_reliance(generator, params, vq_params, policy_config, _RELIANCE.value,
                                                  int(e.seed))
-  out = _OUT.value or os.path.join("runs", "eval", f"{os.path.basename(os.path.normpath(_CHECKPOINT.value))}_{_SPLIT.value}")
+  source = _WORKDIR.value or _CHECKPOINT.value
+  out = _OUT.value or os.path.join("runs", "eval", f"{os.path.basename(os.path.normpath(source))}_{_SPLIT.value}")
   os.makedirs(out, exist_ok=True)
   with open(os.path.join(out, "summary.json"), "w") as f:
-    json.dump(dict(result.summary(), reliance=reliance, checkpoint=_CHECKPOINT.value, split=_SPLIT.value, seconds=seconds), f, indent=2)
+    json.dump(dict(result.summary(), reliance=reliance, checkpoint=name, split=_SPLIT.value, seed=int(e.seed),
+                   seconds=seconds), f, indent=2)
   with open(os.path.join(out, "samples.jsonl"), "w") as f:
     f.writelines(json.dumps(r) + "\n" for r in result.records)
   k = int(e.num_samples)
   idx = grid_rows(len(specs), k, int(e.grid_prompts))
   Image.fromarray(image_grid([result.images[i] for i in idx], ncols=k)).save(os.path.join(out, "grid.png"))
-  print(f"{_CHECKPOINT.value} on ShapesWorld {_SPLIT.value}: {len(specs)} prompts x {k} samples "
+  print(f"{name} on ShapesWorld {_SPLIT.value}: {len(specs)} prompts x {k} samples "
         f"({seconds:.0f} s)\n")
   print(shapes_eval.format_table([(_SPLIT.value, result.summary())]))
+  if earlier is not None:
+    now = result.summary()
+    print(f"\nAgainst {_COMPARE.value} ({earlier.get('checkpoint', '?')}); the interval is a 95% paired bootstrap "
+          "over the prompts (eval/paired.py):\n")
+    print(shapes_eval.format_table([("earlier", earlier), ("this", now)], intervals=paired.change_intervals(earlier, now)))
   if reliance:
     print("\nImage NLL of val scenes (nats per code; higher when the edited text no longer matches the image):")
     print(" | ".join(f"{k.split('/')[1]} {v:.3f}" for k, v in reliance.items()))

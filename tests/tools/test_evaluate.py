@@ -41,3 +41,43 @@ def test_evaluate_prints_the_table_and_writes_files(tmp_path):
   assert set(summary["reliance"]) == {"reliance/true", "reliance/shapes_permuted", "reliance/colors_permuted",
                                       "reliance/chains_rolled"}
   assert all(v > 0 for v in summary["reliance"].values())
+
+
+RUN_CONFIG = '''
+from tests.rl.test_shapes_world import tiny_config
+
+def get_config():
+  return tiny_config({policy!r}, {data!r}, 2)
+'''
+
+
+def test_a_run_directory_compared_with_its_starting_policy(tmp_path):
+  """--workdir evaluates a GRPO run's policy (here a run with no checkpoint yet: its starting policy),
+  and --compare pairs it with the --checkpoint evaluation of that same policy: every change and
+  every interval is exactly 0. A comparison made on other prompts or seeds is refused up front."""
+  write_tiny_policy(tmp_path / "policy")
+  (tmp_path / "eval_config.py").write_text(CONFIG)
+  (tmp_path / "run_config.py").write_text(RUN_CONFIG.format(policy=str(tmp_path / "policy"), data=str(tmp_path / "data")))
+  evaluate = [sys.executable, str(ROOT / "tools" / "evaluate.py"), "--config", str(tmp_path / "eval_config.py"),
+              "--split", "val", "--reliance_batches", "0"]
+  env = dict(os.environ, JAX_PLATFORMS="cpu")
+  first = subprocess.run(evaluate + ["--checkpoint", str(tmp_path / "policy"), "--out", str(tmp_path / "a")],
+                         capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+  assert first.returncode == 0, first.stderr[-3000:]
+  run = subprocess.run(evaluate + ["--run_config", str(tmp_path / "run_config.py"), "--workdir", str(tmp_path / "run"),
+                                   "--out", str(tmp_path / "b"), "--compare", str(tmp_path / "a" / "summary.json")],
+                       capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+  assert run.returncode == 0, run.stderr[-3000:]
+  assert "| oracle score | earlier | this | change | 95% interval of the change |" in run.stdout
+  summary = json.loads((tmp_path / "b" / "summary.json").read_text())
+  assert summary["checkpoint"].endswith("(step 0)") and summary["seed"] == 0
+  table = run.stdout.split("Against")[1]
+  assert "| **overall** |" in table and table.count("+0.000 | [+0.000, +0.000] |") >= 7
+  # Other prompts (2 per category instead of 1): refused before sampling, with the fix named.
+  (tmp_path / "eval2.py").write_text(CONFIG.replace("prompts_per_category=1", "prompts_per_category=2"))
+  bad = subprocess.run([sys.executable, str(ROOT / "tools" / "evaluate.py"), "--config", str(tmp_path / "eval2.py"),
+                        "--checkpoint", str(tmp_path / "policy"), "--out", str(tmp_path / "c"),
+                        "--compare", str(tmp_path / "a" / "summary.json")],
+                       capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+  assert bad.returncode != 0 and "same --config eval block" in bad.stderr
+  assert not (tmp_path / "c").exists()
