@@ -12,6 +12,9 @@ The batch follows rl/rollout.py's conventions (see train_step.py), plus `is_imag
     <begin_of_image>; one appended at the cap is not) and every image code
   sample_logps [B, T-1]: the sampler's log-probs of those targets (chain: tempered; image: the CFG,
     tempered distribution the codes were drawn from), 0 elsewhere. Logging only: the loss recomputes.
+
+`loss_tokens` narrows the loss mask for diagnosis: "all" (GoT-R1: chain and image tokens), "chain"
+or "image" (the other part is still sampled and rewarded, but not trained).
 """
 from __future__ import annotations
 
@@ -26,8 +29,19 @@ from gotr1_jax.rl.train_step import LogpsFn
 from gotr1_jax.sampling.janus_generate import JanusBatch, JanusGenerator
 
 
-def layout_janus_batch(b: JanusBatch) -> dict[str, np.ndarray]:
+LOSS_TOKENS = ("all", "chain", "image")
+
+
+def check_loss_tokens(loss_tokens: str) -> str:
+  if loss_tokens not in LOSS_TOKENS:
+    raise ValueError(f"config.task.loss_tokens={loss_tokens!r} must be one of {LOSS_TOKENS} "
+                     "('all' is GoT-R1's loss over chain and image tokens).")
+  return loss_tokens
+
+
+def layout_janus_batch(b: JanusBatch, loss_tokens: str = "all") -> dict[str, np.ndarray]:
   """The GRPO batch of a generated JanusBatch (host arrays; see the module docstring)."""
+  check_loss_tokens(loss_tokens)
   rows, prompt_len = b.image_prompt_tokens.shape
   n = b.image_tokens.shape[1]
   total = prompt_len + n
@@ -40,6 +54,10 @@ def layout_janus_batch(b: JanusBatch) -> dict[str, np.ndarray]:
     sample_logps[i, first:first + sampled] = logps[:sampled]
   loss_mask[:, prompt_len - 1:] = 1  # the image codes, scored from <begin_of_image> on
   sample_logps[:, prompt_len - 1:] = b.image_logps
+  if loss_tokens != "all":
+    image = np.zeros_like(loss_mask, bool)
+    image[:, prompt_len - 1:] = True
+    loss_mask = np.where(image == (loss_tokens == "image"), loss_mask, 0).astype(np.int32)
   return {
       "tokens": np.concatenate([b.image_prompt_tokens, b.image_tokens], axis=1).astype(np.int32),
       "is_image": np.concatenate([np.zeros((rows, prompt_len), bool), np.ones((rows, n), bool)], axis=1),
@@ -75,16 +93,18 @@ def janus_logps_fn(policy: JanusPolicy) -> LogpsFn:
 
 
 def janus_rollout(generator: JanusGenerator, params: Any, vq_params: Any, prompts: Sequence[str],
-                  rng: jax.Array) -> Rollout:
+                  rng: jax.Array, loss_tokens: str = "all") -> Rollout:
   """One sample per row of `prompts` (the trainer repeats each prompt group_size times)."""
   b = generator.generate_batch(params, vq_params, prompts, rng, num_samples=1)
   completions = [list(c[:len(c) - int(cap)]) + t.tolist()  # sampled chain ids, then image code ids
                  for c, cap, t in zip(b.chain_ids, b.chain_capped, b.image_tokens)]
   extras = dict(prompts=b.prompts, chains=b.chains, samples=b.samples(), images=b.images,
                 image_tokens=b.image_tokens, chain_capped=b.chain_capped)
-  return Rollout(batch=layout_janus_batch(b), completions=completions, extras=extras)
+  return Rollout(batch=layout_janus_batch(b, loss_tokens), completions=completions, extras=extras)
 
 
-def make_janus_rollout(generator: JanusGenerator, vq_params: Any) -> Callable[[Any, Sequence[str], jax.Array], Rollout]:
+def make_janus_rollout(generator: JanusGenerator, vq_params: Any,
+                       loss_tokens: str = "all") -> Callable[[Any, Sequence[str], jax.Array], Rollout]:
   """Task.rollout for a Janus policy: (policy params, prompts, rng) -> Rollout; the VQ is frozen."""
-  return lambda params, prompts, rng: janus_rollout(generator, params, vq_params, prompts, rng)
+  check_loss_tokens(loss_tokens)
+  return lambda params, prompts, rng: janus_rollout(generator, params, vq_params, prompts, rng, loss_tokens)

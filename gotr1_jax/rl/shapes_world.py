@@ -171,7 +171,7 @@ def build(config: ConfigDict) -> Task:
                         fields=("prompt", "category"))
   reward_model = _reward_model(config)
   exact = oracle_reward_fn() if t.log_oracle and config.reward.kind != "function" else None
-  rollout_fn = make_janus_rollout(generator, vq_params)
+  rollout_fn = make_janus_rollout(generator, vq_params, t.get("loss_tokens", "all"))
   specs = shapes_eval.eval_prompts(t.eval_split, int(t.eval_prompts_per_category))
 
   def init_params(rng):
@@ -212,4 +212,5 @@ def task_defaults() -> ConfigDict:
       # a ceiling check) or "color_share" (a dense sanity check)
       reward_fn="oracle",
       train_categories=(),  # () = every category; e.g. ("spatial",) trains on spatial prompts only
+      loss_tokens="all",  # GoT-R1's loss over chain and image tokens; "chain" / "image" train one part (diagnosis)
       sanity_color="red"))  # the colour "color_share" rewards

@@ -102,3 +102,19 @@ def test_loss_covers_chain_and_image_tokens(setup):
   text_only = dict(batch, loss_mask=batch["loss_mask"] * (1 - batch["is_image"][:, 1:].astype(jnp.int32)))
   _, text_grads = grad(params, text_only)
   assert norm(text_grads["params"]["gen_head"]) == 0.0  # image codes reach the loss only via gen_head
+
+
+def test_loss_tokens_narrow_the_mask_to_one_part(setup):
+  """config.task.loss_tokens (diagnosis): "chain" keeps exactly the sampled chain targets, "image"
+  exactly the codes, and together they make GoT-R1's "all"; anything else is refused by name."""
+  gen, params, vq_params, _ = setup
+  rollouts = {part: jr.make_janus_rollout(gen, vq_params, part)(params, PROMPTS[:2], jax.random.key(3)).batch
+              for part in jr.LOSS_TOKENS}
+  full = rollouts["all"]["loss_mask"]
+  image = rollouts["all"]["is_image"][:, 1:]
+  np.testing.assert_array_equal(rollouts["chain"]["loss_mask"], full * ~image)
+  np.testing.assert_array_equal(rollouts["image"]["loss_mask"], full * image)
+  assert rollouts["chain"]["loss_mask"].sum() > 0 and rollouts["image"]["loss_mask"].sum() == 2 * gen.num_image_tokens
+  np.testing.assert_array_equal(rollouts["chain"]["tokens"], rollouts["all"]["tokens"])  # same samples
+  with pytest.raises(ValueError, match="loss_tokens='text'.*'chain'"):
+    jr.make_janus_rollout(gen, vq_params, "text")
