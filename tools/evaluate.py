@@ -68,7 +68,8 @@ def load_policy(checkpoint: str, generation, run_config, workdir: str):
   config.reward.kind, config.task.reward_fn = "function", "oracle"  # only the policy is needed, not its judge
   _, params, step = trainer.trained_policy(config, workdir)
   start = config.task.policy_checkpoint or shipped_checkpoint("policy")
-  generator, _, vq_params = generator_from_checkpoint(start, dict(generation=generation))
+  generator, _, vq_params = generator_from_checkpoint(start, dict(generation=generation),
+                                                      config.task.get("tokenizer") or None)
   return generator, params, vq_params, f"{workdir} (step {step})"
 
 
