@@ -14,7 +14,7 @@ The judge's rewards drift already at 0.03 (overall 0.137 -> 0.126), so the judge
 Comparing the two reports shows how much of the exact-reward gain the judge-reward run keeps.
 Re-measured on 1,200 val samples with paired 95% intervals (tools/evaluate.py --compare, README):
 40 steps change overall by +0.003 [-0.011, +0.018]; `:steps=240` by +0.020 [+0.007, +0.034]
-(color +0.042, shape +0.052, valid chains unchanged; seed 0).
+(color +0.042, shape +0.052, valid chains unchanged); with seed=1 by +0.024 [+0.007, +0.041].
 """
 from configs import shapes_demo
 
