@@ -54,10 +54,10 @@ def layout_janus_batch(b: JanusBatch, loss_tokens: str = "all") -> dict[str, np.
     sample_logps[i, first:first + sampled] = logps[:sampled]
   loss_mask[:, prompt_len - 1:] = 1  # the image codes, scored from <begin_of_image> on
   sample_logps[:, prompt_len - 1:] = b.image_logps
-  if loss_tokens != "all":
-    image = np.zeros_like(loss_mask, bool)
-    image[:, prompt_len - 1:] = True
-    loss_mask = np.where(image == (loss_tokens == "image"), loss_mask, 0).astype(np.int32)
+  if loss_tokens == "chain":
+    loss_mask[:, prompt_len - 1:] = 0
+  elif loss_tokens == "image":
+    loss_mask[:, :prompt_len - 1] = 0
   return {
       "tokens": np.concatenate([b.image_prompt_tokens, b.image_tokens], axis=1).astype(np.int32),
       "is_image": np.concatenate([np.zeros((rows, prompt_len), bool), np.ones((rows, n), bool)], axis=1),
