@@ -73,14 +73,17 @@ def load_policy(checkpoint: str, generation, run_config, workdir: str):
   return generator, params, vq_params, f"{workdir} (step {step})"
 
 
-def load_comparison(path: str, split: str, seed: int, num_samples: int) -> dict:
-  """The earlier summary.json, checked to have been made on the same prompts and seeds."""
+def load_comparison(path: str, split: str, seed: int, specs, num_samples: int) -> dict:
+  """The earlier summary.json, checked to have been made on the same prompts (in order, K each) and seeds."""
   with open(path) as f:
     earlier = json.load(f)
   made = (earlier.get("split"), earlier.get("seed"), earlier.get("num_samples"))
-  if made != (split, seed, num_samples) or "samples" not in earlier:
-    raise ValueError(f"--compare {path} was made with split/seed/samples {made} (or without per-sample scores); "
-                     f"this evaluation uses {(split, seed, num_samples)}. Evaluate both with the same --config "
+  wanted = {"prompt_index": [i for i in range(len(specs)) for _ in range(num_samples)],
+            "category": [s.category for s in specs for _ in range(num_samples)]}
+  kept = earlier.get("samples") or {}
+  if made != (split, seed, len(wanted["category"])) or any(kept.get(k) != v for k, v in wanted.items()):
+    raise ValueError(f"--compare {path} was made with split/seed/samples {made} (or on other prompts, or without "
+                     f"per-sample scores); this evaluation uses {(split, seed, len(wanted['category']))}. Evaluate both with the same --config "
                      "eval block and --split (tools/evaluate.py writes what is needed since eval/paired.py).")
   return earlier
 
@@ -91,12 +94,13 @@ def main(argv):
   e = _CONFIG.value.eval
   generator, params, vq_params, name = load_policy(_CHECKPOINT.value, e.generation, _RUN_CONFIG.value, _WORKDIR.value)
   specs = shapes_eval.eval_prompts(_SPLIT.value, int(e.prompts_per_category))
-  earlier = (load_comparison(_COMPARE.value, _SPLIT.value, int(e.seed), len(specs) * int(e.num_samples))
+  earlier = (load_comparison(_COMPARE.value, _SPLIT.value, int(e.seed), specs, int(e.num_samples))
              if _COMPARE.value else None)  # checked before the minutes of sampling
   t0 = time.perf_counter()
   result = shapes_eval.evaluate(generator, params, vq_params, specs, int(e.num_samples), jax.random.key(int(e.seed)),
                                 batch_prompts=int(e.batch_prompts))
   seconds = time.perf_counter() - t0
+  summary = result.summary()
   reliance = {}
   if _RELIANCE.value > 0:
     # The SFT example settings (text length, batch size); a config without them gets the shipped ones.
@@ -107,7 +111,7 @@ def main(argv):
   out = _OUT.value or os.path.join("runs", "eval", f"{os.path.basename(os.path.normpath(source))}_{_SPLIT.value}")
   os.makedirs(out, exist_ok=True)
   with open(os.path.join(out, "summary.json"), "w") as f:
-    json.dump(dict(result.summary(), reliance=reliance, checkpoint=name, split=_SPLIT.value, seed=int(e.seed),
+    json.dump(dict(summary, reliance=reliance, checkpoint=name, split=_SPLIT.value, seed=int(e.seed),
                    seconds=seconds), f, indent=2)
   with open(os.path.join(out, "samples.jsonl"), "w") as f:
     f.writelines(json.dumps(r) + "\n" for r in result.records)
@@ -116,12 +120,12 @@ def main(argv):
   Image.fromarray(image_grid([result.images[i] for i in idx], ncols=k)).save(os.path.join(out, "grid.png"))
   print(f"{name} on ShapesWorld {_SPLIT.value}: {len(specs)} prompts x {k} samples "
         f"({seconds:.0f} s)\n")
-  print(shapes_eval.format_table([(_SPLIT.value, result.summary())]))
+  print(shapes_eval.format_table([(_SPLIT.value, summary)]))
   if earlier is not None:
-    now = result.summary()
     print(f"\nAgainst {_COMPARE.value} ({earlier.get('checkpoint', '?')}); the interval is a 95% paired bootstrap "
           "over the prompts (eval/paired.py):\n")
-    print(shapes_eval.format_table([("earlier", earlier), ("this", now)], intervals=paired.change_intervals(earlier, now)))
+    print(shapes_eval.format_table([("earlier", earlier), ("this", summary)],
+                                   intervals=paired.change_intervals(earlier, summary)))
   if reliance:
     print("\nImage NLL of val scenes (nats per code; higher when the edited text no longer matches the image):")
     print(" | ".join(f"{k.split('/')[1]} {v:.3f}" for k, v in reliance.items()))

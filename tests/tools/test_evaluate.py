@@ -81,3 +81,12 @@ def test_a_run_directory_compared_with_its_starting_policy(tmp_path):
                        capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
   assert bad.returncode != 0 and "same --config eval block" in bad.stderr
   assert not (tmp_path / "c").exists()
+  # As many samples (6 prompts x 2 = 12 prompts x 1) but other prompts: refused too, not paired silently.
+  (tmp_path / "eval3.py").write_text(CONFIG.replace("prompts_per_category=1, num_samples=2",
+                                                    "prompts_per_category=2, num_samples=1"))
+  bad = subprocess.run([sys.executable, str(ROOT / "tools" / "evaluate.py"), "--config", str(tmp_path / "eval3.py"),
+                        "--checkpoint", str(tmp_path / "policy"), "--out", str(tmp_path / "d"),
+                        "--compare", str(tmp_path / "a" / "summary.json")],
+                       capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+  assert bad.returncode != 0 and "other prompts" in bad.stderr
+  assert not (tmp_path / "d").exists()
