@@ -6,7 +6,10 @@ not own sampling (gotr1_jax/sampling), meshes (gotr1_jax/parallel.py) or weights
 
 Layers are one `nn.scan` so compile time does not grow with depth; every parameter and activation
 carries logical axis names only. The KV cache is a plain pytree passed in and returned, so the
-sampler can carry it through `lax.while_loop`.
+sampler can carry it through `lax.while_loop`. It rides through the layer scan as part of the
+carry, and each layer writes its new slots into the stacked buffer in place: scanning the cache as
+a per-layer input and output instead copied the whole cache twice per decoded token, which made
+decoding memory-bound (tools/bench_lm.py, docs/benchmarks.md).
 """
 from __future__ import annotations
 
@@ -18,7 +21,7 @@ import jax
 import jax.numpy as jnp
 
 Array = jax.Array
-KVCache = dict[str, Array]  # {'k': [layers, batch, max_len, kv_heads, head_dim], 'v': same}
+KVCache = dict[str, Array]  # {'k': [layers, batch, kv_heads, max_len, head_dim], 'v': same}
 
 _DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
 
@@ -65,7 +68,7 @@ class LMConfig:
 
 def init_cache(config: LMConfig, batch: int, max_len: int, dtype: Any = None) -> KVCache:
   """A zeroed, preallocated KV cache for `max_len` slots."""
-  shape = (config.num_layers, batch, max_len, config.num_kv_heads, config.resolved_head_dim)
+  shape = (config.num_layers, batch, config.num_kv_heads, max_len, config.resolved_head_dim)
   dtype = dtype or resolve_dtype(config.dtype)
   return {"k": jnp.zeros(shape, dtype), "v": jnp.zeros(shape, dtype)}
 
@@ -109,8 +112,22 @@ def apply_rope(x: Array, cos: Array, sin: Array) -> Array:
 
 
 def attention(q: Array, k: Array, v: Array, mask: Array) -> Array:
-  """The one attention entry point. q: [B,T,N,H]; k,v: [B,S,K,H]; mask: [B,T,S] bool."""
-  return jax.nn.dot_product_attention(q, k, v, mask=mask[:, None, :, :])
+  """The one attention entry point. q: [B,T,N,H]; k,v: [B,K,S,H] (kv heads before slots, the KV
+  cache's layout); mask: [B,T,S] bool.
+
+  Grouped-query attention with the N query heads read as K groups of N/K, so keys and values are
+  never repeated per query head, and with (batch, kv head) leading in every operand, so neither
+  einsum transposes the keys or values: in decoding they are the whole cache, and
+  jax.nn.dot_product_attention's repeat and transposes copied it per token and layer. Logits and
+  softmax in fp32; masked keys get the lowest float32 logit."""
+  B, T, N, H = q.shape
+  K = k.shape[1]
+  qg = q.reshape(B, T, K, N // K, H)
+  logits = jnp.einsum("btkgh,bksh->bkgts", qg, k, preferred_element_type=jnp.float32)
+  logits = logits.astype(jnp.float32) * (H ** -0.5)
+  logits = jnp.where(mask[:, None, None, :, :], logits, jnp.finfo(jnp.float32).min)
+  probs = jax.nn.softmax(logits, axis=-1).astype(v.dtype)
+  return jnp.einsum("bkgts,bksh->btkgh", probs, v).reshape(B, T, N, H)
 
 
 class RMSNorm(nn.Module):
@@ -141,7 +158,7 @@ class Attention(nn.Module):
 
   @nn.compact
   def __call__(self, x: Array, cos: Array, sin: Array, mask: Array,
-               layer_cache: Optional[KVCache], write_index: Array):
+               cache: Optional[KVCache], layer: Array, write_index: Array):
     cfg = self.config
     B, T, _ = x.shape
     N, K, H = cfg.num_heads, cfg.num_kv_heads, cfg.resolved_head_dim
@@ -151,16 +168,17 @@ class Attention(nn.Module):
     q = nn.with_logical_constraint(apply_rope(q, cos, sin), ("batch", "length", "heads", "head_dim"))
     k = nn.with_logical_constraint(apply_rope(k, cos, sin), ("batch", "length", "kv_heads", "head_dim"))
     v = nn.with_logical_constraint(v, ("batch", "length", "kv_heads", "head_dim"))
-    if layer_cache is not None:
-      # Write this chunk at slots [write_index, write_index + T) and attend over the whole cache.
-      k = jax.lax.dynamic_update_slice_in_dim(layer_cache["k"], k.astype(layer_cache["k"].dtype),
-                                              write_index, axis=1)
-      v = jax.lax.dynamic_update_slice_in_dim(layer_cache["v"], v.astype(layer_cache["v"].dtype),
-                                              write_index, axis=1)
-      layer_cache = {"k": k, "v": v}
+    k, v = k.transpose(0, 2, 1, 3), v.transpose(0, 2, 1, 3)  # [B, K, T, H], the cache's layout
+    if cache is not None:
+      # Write this chunk at slots [write_index, write_index + T) of this layer in the stacked
+      # cache, in place, and attend over the layer's whole cache.
+      start = (layer, 0, 0, write_index, 0)
+      cache = {"k": jax.lax.dynamic_update_slice(cache["k"], k[None].astype(cache["k"].dtype), start),
+               "v": jax.lax.dynamic_update_slice(cache["v"], v[None].astype(cache["v"].dtype), start)}
+      k, v = cache["k"][layer], cache["v"][layer]
     out = attention(q, k.astype(q.dtype), v.astype(q.dtype), mask).reshape(B, T, N * H)
     out = dense(cfg.hidden_size, ("heads", "embed"), "o_proj", cfg)(out)
-    return out, layer_cache
+    return out, cache
 
 
 class MLP(nn.Module):
@@ -176,21 +194,22 @@ class MLP(nn.Module):
 
 
 class DecoderLayer(nn.Module):
-  """Pre-norm block; the signature is scan-shaped: (carry, per-layer cache) -> (carry, cache)."""
+  """Pre-norm block; the signature is scan-shaped: ((x, stacked cache), layer index) -> (carry, None)."""
 
   config: LMConfig
 
   @nn.compact
-  def __call__(self, x: Array, layer_cache: Optional[KVCache], cos: Array, sin: Array,
+  def __call__(self, carry: tuple[Array, Optional[KVCache]], layer: Array, cos: Array, sin: Array,
                mask: Array, write_index: Array):
     cfg = self.config
+    x, cache = carry
     dtype = resolve_dtype(cfg.dtype)
     h = RMSNorm(cfg.rms_norm_eps, dtype, name="input_norm")(x)
-    h, layer_cache = Attention(cfg, name="attn")(h, cos, sin, mask, layer_cache, write_index)
+    h, cache = Attention(cfg, name="attn")(h, cos, sin, mask, cache, layer, write_index)
     x = x + h
     h = RMSNorm(cfg.rms_norm_eps, dtype, name="post_attn_norm")(x)
     x = x + MLP(cfg, name="mlp")(h)
-    return nn.with_logical_constraint(x, ("batch", "length", "embed")), layer_cache
+    return (nn.with_logical_constraint(x, ("batch", "length", "embed")), cache), None
 
 
 class DecoderLM(nn.Module):
@@ -249,7 +268,7 @@ class DecoderLM(nn.Module):
     mask = causal[None] & key_mask.astype(bool)[:, None, :]  # [B, T, S]
     write_index = jnp.asarray(write_index, jnp.int32)
     x = nn.with_logical_constraint(embeds.astype(resolve_dtype(cfg.dtype)), ("batch", "length", "embed"))
-    x, cache = self.layers(x, cache, cos, sin, mask, write_index)
+    (x, cache), _ = self.layers((x, cache), jnp.arange(cfg.num_layers), cos, sin, mask, write_index)
     return self.final_norm(x), cache
 
   def forward(self, tokens: Array, key_mask: Array, positions: Optional[Array] = None) -> Array:

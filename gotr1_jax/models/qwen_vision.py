@@ -210,7 +210,7 @@ class VisionAttention(nn.Module):
     q = nn.with_logical_constraint(apply_rope(q, cos, sin), act_axes)
     k = nn.with_logical_constraint(apply_rope(k, cos, sin), act_axes)
     v = nn.with_logical_constraint(v, act_axes)
-    out = attention(q, k, v, mask)  # [B, N, heads, head_dim]
+    out = attention(q, k.transpose(0, 2, 1, 3), v.transpose(0, 2, 1, 3), mask)  # [B, N, heads, head_dim]
     return _linear(cfg.hidden_size, ("heads", "head_dim"), ("embed",), "proj", cfg, axis=(-2, -1))(out)
 
 

@@ -91,12 +91,12 @@ def test_padding_is_ignored(reference):
   np.testing.assert_array_equal(np.asarray(apply(params, *garbage)), padded)
 
   # Each row's real tokens equal the unpadded single-row run up to float order (XLA picks
-  # different kernels per shape): measured max |diff| / max |out| = 6e-7.
+  # different kernels per shape): measured max |diff| / max |out| = 1.2e-6 (10 float32 ulps).
   for i, (row_patches, row_grids) in enumerate(rows):
     positions, image_ids, window_ids = patch_metadata(row_grids, CFG)
     alone = np.asarray(apply(params, row_patches[None], positions[None], image_ids[None], window_ids[None]))[0]
     n = len(alone)
-    assert np.abs(padded[i, :n] - alone).max() <= 1e-6 * np.abs(alone).max()
+    assert np.abs(padded[i, :n] - alone).max() <= 3e-6 * np.abs(alone).max()
     assert not padded[i, n:].any()
 
 
