@@ -12,12 +12,19 @@ one forward pass: rewards/score_readout.py), and building all of it from a check
 Compiles: one trace per (row bucket, prompt bucket, patch bucket or none, max_new_tokens). A call
 sorts its rows by prompt length and runs them in chunks of at most max(row_buckets) rows; a short
 chunk is filled with copies of its first row, which stop when it stops.
+
+A request longer than the largest prompt bucket is a user error in `generate` (it raises, naming
+the fix) but not in the rewards' entry points: there the text comes from the policy, whose chains
+a GRPO run can make arbitrarily strange, so `__call__` answers None (unreadable: the reward scores
+it 0 and counts it) and `next_token_probs` gives it zero probability (no digit mass: also 0 and
+counted). They are counted in `num_overlong` and logged once with the fix.
 """
 from __future__ import annotations
 
 import dataclasses
 import functools
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Any, Mapping, NamedTuple, Optional, Sequence
@@ -38,6 +45,8 @@ from gotr1_jax.models.qwen_vl import QwenVL
 from gotr1_jax.rewards.judge import JudgeRequest
 from gotr1_jax.sampling.autoregressive import DecodeFns, Sampler, SamplingConfig
 from gotr1_jax.sampling.buckets import bucket_length, pad_to_bucket
+
+log = logging.getLogger(__name__)
 from gotr1_jax.sampling.janus_generate import load_tokenizer
 
 
@@ -144,6 +153,7 @@ class QwenVLGenerator:
     self.fns = qwen_vl_decode_fns(model)
     self.samplers: dict[int, Sampler] = {}  # one per max_new_tokens
     self._probs_fn = jax.jit(self._next_token_probs)  # next_token_probs' forward pass
+    self.num_overlong = 0  # reward requests skipped as longer than the largest prompt bucket
 
   @property
   def num_traces(self) -> int:
@@ -198,19 +208,34 @@ class QwenVLGenerator:
     return self.tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
 
   # ---- generation ---------------------------------------------------------------------------
-  def _row_chunks(self, rows: Sequence[PromptRow]):
+  def _row_chunks(self, rows: Sequence[PromptRow], skip_overlong: bool = False):
     """(row indices, batch_inputs) per chunk of at most max(row_buckets) rows, shortest rows first
-    (so that a chunk's rows share a prompt bucket where they can)."""
+    (so that a chunk's rows share a prompt bucket where they can). With skip_overlong, rows longer
+    than the largest prompt bucket are left out of every chunk and counted (module docstring)."""
     chunk = self.config.row_buckets[-1]
     order = sorted(range(len(rows)), key=lambda i: len(rows[i].ids))
+    if skip_overlong:
+      longest = max(self.config.prompt_buckets)
+      fitting = [i for i in order if len(rows[i].ids) <= longest]
+      skipped = len(order) - len(fitting)
+      if skipped:
+        if not self.num_overlong:
+          log.warning("%d judge requests are longer than the largest prompt bucket (%d tokens; the longest is %d): "
+                      "they score 0 and are counted as unreadable. Add a larger bucket to the judge's "
+                      "generation.prompt_buckets (config.judge_generation) to score them.", skipped, longest,
+                      max(len(r.ids) for r in rows))
+        self.num_overlong += skipped
+      order = fitting
     for start in range(0, len(order), chunk):
       idx = order[start:start + chunk]
       yield idx, self.batch_inputs([rows[i] for i in idx])
 
-  def generate_ids(self, rows: Sequence[PromptRow], max_new_tokens: int) -> list[list[int]]:
-    """Greedy continuations (ending with the stop token where one was produced), in row order."""
-    out: list[list[int]] = [[] for _ in rows]
-    for idx, inputs in self._row_chunks(rows):
+  def generate_ids(self, rows: Sequence[PromptRow], max_new_tokens: int,
+                   skip_overlong: bool = False) -> list[Optional[list[int]]]:
+    """Greedy continuations (ending with the stop token where one was produced), in row order;
+    None for rows skipped as over-long (skip_overlong; otherwise they raise)."""
+    out: list[Optional[list[int]]] = [None for _ in rows]
+    for idx, inputs in self._row_chunks(rows, skip_overlong):
       sample = jax.device_get(self.sampler(max_new_tokens)(
           self.params, inputs["tokens"], inputs["mask"], jax.random.key(0),  # greedy: the key is unused
           prompt_positions=inputs["positions"], embed_extra=inputs["vision"]))
@@ -233,7 +258,9 @@ class QwenVLGenerator:
 
     One forward pass per row (no sampling), in the same row and prompt buckets as `generate`, so
     it compiles once per bucket. Each candidate must be one token of this tokenizer; the returned
-    probabilities are over the whole vocabulary (not renormalised over the candidates).
+    probabilities are over the whole vocabulary (not renormalised over the candidates). A row
+    longer than the largest prompt bucket gets probability 0 for every candidate and is counted in
+    `num_overlong` (it serves the rewards' expected readout: module docstring).
     """
     if not (len(texts) == len(images) == len(prefixes)):
       raise ValueError(f"{len(texts)} texts, {len(images)} image entries and {len(prefixes)} prefixes; pass one "
@@ -247,16 +274,17 @@ class QwenVLGenerator:
       ids.append(tok[0])
     rows = [self.prompt_row(t, im, p) for t, im, p in zip(texts, images, prefixes)]
     out = np.zeros((len(rows), len(ids)), np.float64)
-    for idx, inputs in self._row_chunks(rows):
+    for idx, inputs in self._row_chunks(rows, skip_overlong=True):
       probs = jax.device_get(self._probs_fn(self.params, inputs["tokens"], inputs["mask"], inputs["positions"],
                                             inputs["vision"], jnp.asarray(ids, jnp.int32)))
       out[idx] = probs[:len(idx)]
     return out
 
   def generate(self, texts: Sequence[str], images: Optional[Sequence[Any]] = None,
-               max_new_tokens: int = 64) -> list[str]:
+               max_new_tokens: int = 64, skip_overlong: bool = False) -> list[Optional[str]]:
     """One answer per text. images[i]: None, one uint8 [H, W, 3] image, or a list of them (shown
-    before texts[i], in order)."""
+    before texts[i], in order). A text longer than the largest prompt bucket raises, or with
+    skip_overlong is answered None and counted in `num_overlong`."""
     images = [None] * len(texts) if images is None else list(images)
     if len(images) != len(texts):
       raise ValueError(f"{len(texts)} texts but {len(images)} image entries; pass one entry (None for none) "
@@ -264,17 +292,19 @@ class QwenVLGenerator:
     if not texts:
       return []
     rows = [self.prompt_row(t, im) for t, im in zip(texts, images)]
-    return [self.decode(ids) for ids in self.generate_ids(rows, max_new_tokens)]
+    return [None if ids is None else self.decode(ids)
+            for ids in self.generate_ids(rows, max_new_tokens, skip_overlong)]
 
-  def __call__(self, requests: Sequence[JudgeRequest]) -> list[str]:
+  def __call__(self, requests: Sequence[JudgeRequest]) -> list[Optional[str]]:
     """The rewards Generator protocol: one answer per request, in order (one generate call per
-    distinct max_new_tokens)."""
-    answers: list[str] = [""] * len(requests)
+    distinct max_new_tokens); None (unreadable) for a request longer than the largest prompt bucket."""
+    answers: list[Optional[str]] = [""] * len(requests)
     by_limit: dict[int, list[int]] = {}
     for i, r in enumerate(requests):
       by_limit.setdefault(int(r.max_new_tokens), []).append(i)
     for limit, idx in by_limit.items():
-      texts = self.generate([requests[i].text for i in idx], [requests[i].image for i in idx], limit)
+      texts = self.generate([requests[i].text for i in idx], [requests[i].image for i in idx], limit,
+                            skip_overlong=True)
       for i, text in zip(idx, texts):
         answers[i] = text
     return answers

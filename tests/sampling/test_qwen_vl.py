@@ -134,6 +134,36 @@ def test_generator_protocol_and_judge_rewards(setup):
   assert out["parse_fail/r_sem"] == 2 and out["parse_fail/r_pi"] == 2 and out["chain/no_boxes"] == 1
 
 
+def test_overlong_reward_requests_score_zero_and_are_counted(setup):
+  # A drifted policy can write a chain whose judge question outgrows every prompt bucket; the
+  # rewards' entry points answer it as unreadable instead of stopping the run (generate raises:
+  # test_errors_name_the_fix).
+  _, gen = setup
+  fresh = QwenVLGenerator(gen.model, gen.params, gen.tokenizer, GENERATION, IMAGE_CONFIG)
+  long_text = "word " * 200  # > 128 tokens, the largest bucket
+  answers = fresh([JudgeRequest("Rate it.", IMAGES[2], 5, "r_pi"), JudgeRequest(long_text, None, 5, "r_sem"),
+                   JudgeRequest("Rate the plan.", None, 5, "r_sem")])
+  assert answers[1] is None and fresh.num_overlong == 1
+  assert [answers[0], answers[2]] == gen.generate(["Rate it.", "Rate the plan."], [IMAGES[2], None], 5)
+  probs = fresh.next_token_probs(["Rate it.", long_text], [IMAGES[2], None], ['{"score": ', '{"score": '],
+                                 tuple("0123456789"))
+  assert fresh.num_overlong == 2 and np.all(probs[1] == 0) and probs[0].sum() > 0
+  np.testing.assert_array_equal(probs[0], fresh.next_token_probs(["Rate it."], [IMAGES[2]], ['{"score": '],
+                                                                 tuple("0123456789"))[0])
+  # Through the judge rewards: at GoT-R1's wording all four questions outgrow 128 tokens here; each
+  # scores 0 and is counted as unreadable.
+  config = reward_defaults()
+  config.judge_size_multiple = 8
+  config.max_answer_tokens = dict(r_sem=4, r_spa=4, r_ri=4, r_pi=4)
+  config.canvas.width = config.canvas.height = 32
+  judge = JudgeRewardModel(fresh, (32, 32), config)
+  batch = RewardBatch(prompts=["a red cube"], chains=[format_chain([Obj("red cube", (100, 100, 400, 400))])],
+                      images=np.stack(random_images(3, [(40, 40)])), group_size=1)
+  out = judge.score(batch)
+  assert fresh.num_overlong == 2 + 4 and out["reward"][0] == 0
+  assert out["parse_fail/r_sem"] == out["parse_fail/r_spa"] == out["parse_fail/r_ri"] == out["parse_fail/r_pi"] == 1
+
+
 def test_next_token_probs_equal_transformers_softmax(setup):
   ref, gen = setup
   questions, prefixes = QUESTIONS[:4], ['{"score": ', '{"score": 1', "", '{"score": ']
