@@ -81,9 +81,10 @@ def load_comparison(path: str, split: str, seed: int, specs, num_samples: int) -
   wanted = {"prompt_index": [i for i in range(len(specs)) for _ in range(num_samples)],
             "category": [s.category for s in specs for _ in range(num_samples)]}
   kept = earlier.get("samples") or {}
-  if made != (split, seed, len(wanted["category"])) or any(kept.get(k) != v for k, v in wanted.items()):
+  this = (split, seed, len(specs) * num_samples)
+  if made != this or any(kept.get(k) != v for k, v in wanted.items()):
     raise ValueError(f"--compare {path} was made with split/seed/samples {made} (or on other prompts, or without "
-                     f"per-sample scores); this evaluation uses {(split, seed, len(wanted['category']))}. Evaluate both with the same --config "
+                     f"per-sample scores); this evaluation uses {this}. Evaluate both with the same --config "
                      "eval block and --split (tools/evaluate.py writes what is needed since eval/paired.py).")
   return earlier
 

@@ -123,8 +123,7 @@ def attention(q: Array, k: Array, v: Array, mask: Array) -> Array:
   B, T, N, H = q.shape
   K = k.shape[1]
   qg = q.reshape(B, T, K, N // K, H)
-  logits = jnp.einsum("btkgh,bksh->bkgts", qg, k, preferred_element_type=jnp.float32)
-  logits = logits.astype(jnp.float32) * (H ** -0.5)
+  logits = jnp.einsum("btkgh,bksh->bkgts", qg, k, preferred_element_type=jnp.float32) * (H ** -0.5)
   logits = jnp.where(mask[:, None, None, :, :], logits, jnp.finfo(jnp.float32).min)
   probs = jax.nn.softmax(logits, axis=-1).astype(v.dtype)
   return jnp.einsum("bkgts,bksh->btkgh", probs, v).reshape(B, T, N, H)

@@ -45,9 +45,9 @@ from gotr1_jax.models.qwen_vl import QwenVL
 from gotr1_jax.rewards.judge import JudgeRequest
 from gotr1_jax.sampling.autoregressive import DecodeFns, Sampler, SamplingConfig
 from gotr1_jax.sampling.buckets import bucket_length, pad_to_bucket
+from gotr1_jax.sampling.janus_generate import load_tokenizer
 
 log = logging.getLogger(__name__)
-from gotr1_jax.sampling.janus_generate import load_tokenizer
 
 
 @dataclasses.dataclass(frozen=True)
