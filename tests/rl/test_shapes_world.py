@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from configs import shapes_demo, shapes_demo_oracle
+from configs import shapes_demo, shapes_demo_oracle, shapes_spatial
 from gotr1_jax.metrics import read_metrics
 from gotr1_jax.rl import trainer
 from tests.sampling.test_janus_generate import write_tiny_policy
@@ -81,6 +81,16 @@ def test_demo_configs_kl_weights():
   assert shapes_demo_oracle.get_config().rl.beta == 0.03
   assert shapes_demo_oracle.get_config("beta=0.1,steps=5").rl.beta == 0.1
   assert shapes_demo_oracle.get_config().reward.kind == "function"
+
+
+def test_spatial_config_is_the_measured_layout_run():
+  # README: R_spa alone, spatial prompts, chain loss, 120 steps, exact rewards at beta 0.03; args still win.
+  config = shapes_spatial.get_config()
+  assert (config.rl.steps, config.rl.beta, config.reward.kind) == (120, 0.03, "function")
+  assert config.reward.combine == "weighted_sum"
+  assert dict(config.reward.weights) == {"r_sem": 0.0, "r_spa": 1.0, "r_ri": 0.0, "r_pi": 0.0}
+  assert tuple(config.task.train_categories) == ("spatial",) and config.task.loss_tokens == "chain"
+  assert shapes_spatial.get_config("steps=5").rl.steps == 5
 
 
 def test_missing_checkpoint_names_the_fix(tmp_path):
