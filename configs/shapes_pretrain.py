@@ -88,6 +88,9 @@ def judge_config(scale: float) -> ConfigDict:
       image_size=56,  # judge images and layout canvases; a multiple of Qwen's 28 px unit
       patch_bucket=196,  # (56 / 4)^2 patches: every image compiles to one shape
       prompt_version="compact-v1",  # rewards/prompts.py: GoT-R1's questions, short wording
+      # Layout canvas boxes coloured per object ("palette") or by the colour word in the object's
+      # name ("named"; rewards/canvas.py); the judge must then be used with the same canvas.
+      canvas_box_colours="palette",
       length_buckets=(96, 160, 256), vocab_size=1024, tokenizer_steps=40,
       corrupt_p=0.6,  # chains and images each corrupted with this probability (judge_data.py)
       vq_fraction=0.5,  # that fraction of images seen through the trained VQ, like the policy's

@@ -52,6 +52,7 @@ def reward_config(c: ConfigDict) -> ConfigDict:
   r.canvas.width = r.canvas.height = int(c.image_size)
   r.canvas.font_scale = 1
   r.canvas.line_width = 1
+  r.canvas.box_colours = c.get("canvas_box_colours", r.canvas.box_colours)
   return r
 
 

@@ -10,7 +10,7 @@ from typing import Sequence
 
 import numpy as np
 from ml_collections import ConfigDict
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageColor, ImageDraw, ImageFont
 
 from gotr1_jax.data.chain import COORD_MAX, Obj, parse_chain
 
@@ -34,6 +34,27 @@ def to_pixels(box: Sequence[int], width: int, height: int) -> tuple[int, int, in
   return px(x1, width), px(y1, height), px(x2, width), px(y2, height)
 
 
+def box_colours(objects: Sequence[Obj], canvas: ConfigDict) -> list[tuple[int, int, int]]:
+  """Each object's outline and name colour. canvas.box_colours "palette": palette[i % len(palette)]
+  for object i; "named": the first word of the object's name that is a colour Pillow knows
+  (ImageColor: CSS names, e.g. "red", "cyan"), so that a judge can tell the boxes apart by colour as
+  well as by their names; objects with no such word take their palette colour."""
+  palette = [tuple(canvas.palette[i % len(canvas.palette)]) for i in range(len(objects))]
+  if canvas.get("box_colours", "palette") == "palette":
+    return palette
+  out = []
+  for obj, fallback in zip(objects, palette):
+    for word in obj.name.lower().split():
+      try:
+        out.append(ImageColor.getrgb(word)[:3])
+        break
+      except ValueError:
+        continue
+    else:
+      out.append(fallback)
+  return out
+
+
 def _label_mask(text: str, font, canvas: ConfigDict) -> Image.Image:
   """The text as an 'L' mask (255 = ink), bitmap glyphs scaled up by font_scale (nearest).
   Characters the bitmap font cannot encode (it is Latin-1; a policy may write anything) become '?'."""
@@ -51,15 +72,15 @@ def _label_mask(text: str, font, canvas: ConfigDict) -> Image.Image:
 def draw_layout(objects: Sequence[Obj], canvas: ConfigDict) -> np.ndarray:
   """Draws each object's box outline and name; returns uint8 [height, width, 3].
 
-  Object i gets palette[i % len(palette)] for both its outline (canvas.line_width pixels, drawn
-  inward from the box edge) and its name. Names go inside the box's top-left corner, offset by the
+  Object i gets box_colours(...)[i] for both its outline (canvas.line_width pixels, drawn inward
+  from the box edge) and its name. Names go inside the box's top-left corner, offset by the
   line width plus canvas.text_margin, shifted back onto the canvas when they would overflow. All
   outlines are drawn before any name, so a later box never hides an earlier name.
   """
   w, h = canvas.width, canvas.height
   image = Image.new("RGB", (w, h), tuple(canvas.background))
   draw = ImageDraw.Draw(image)
-  colours = [tuple(canvas.palette[i % len(canvas.palette)]) for i in range(len(objects))]
+  colours = box_colours(objects, canvas)
   corners = [to_pixels(o.box, w, h) for o in objects]
   for (x1, y1, x2, y2), colour in zip(corners, colours):
     draw.rectangle((x1, y1, x2, y2), outline=colour, width=canvas.line_width)

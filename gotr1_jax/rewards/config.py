@@ -14,6 +14,7 @@ KINDS = ("gotr1", "function")
 COMBINES = ("product", "product_mean", "weighted_sum")
 SCORE_READOUTS = ("greedy", "expected")
 BOX_FRAMES = ("auto", "pixels", "norm1000", "norm1")
+BOX_COLOURS = ("palette", "named")
 
 # Box outline colours of the layout canvas, cycled over objects in chain order (unknown in the
 # paper). Saturated, mutually distinct and dark enough to read on white; a user who wants plain
@@ -32,10 +33,12 @@ def canvas_defaults() -> ConfigDict:
   scaled up by the integer `font_scale` with nearest-neighbour; "truetype" = Pillow's embedded
   Aileron at `font_size` through FreeType (identical for the pinned Pillow wheel); any other value
   is a path to a .ttf/.otf file drawn at `font_size`.
+  box_colours: "palette" = outline and name of object i in palette[i % len(palette)]; "named" = in
+  the colour its name says when Pillow knows the word ("red circle" -> red; canvas.box_colours).
   """
   return ConfigDict(dict(
       width=448, height=448, background=(255, 255, 255), line_width=3, palette=DEFAULT_PALETTE,
-      font="bitmap", font_scale=2, font_size=20, text_margin=2))
+      font="bitmap", font_scale=2, font_size=20, text_margin=2, box_colours="palette"))
 
 
 def monitor_defaults() -> ConfigDict:
@@ -117,6 +120,8 @@ def check_reward_config(config: ConfigDict) -> None:
     raise ValueError("config.reward.canvas.palette must hold at least one (r, g, b) colour.")
   for i, colour in enumerate(canvas.palette):
     _rgb(colour, f"canvas.palette[{i}]")
+  if canvas.get("box_colours", "palette") not in BOX_COLOURS:
+    raise ValueError(f"config.reward.canvas.box_colours={canvas.box_colours!r}; choose one of {BOX_COLOURS}.")
   monitor = _need(config, "monitor")
   if isinstance(monitor.window, bool) or not isinstance(monitor.window, int) or monitor.window < 2:
     raise ValueError(f"config.reward.monitor.window={monitor.window!r} must be an int >= 2.")

@@ -44,6 +44,21 @@ def test_batch_weights_only_the_answer():
   assert {e.kind for e in examples} == {"r_sem"}  # step 0's kind
 
 
+def test_layout_canvases_are_drawn_as_configured():
+  """The judge learns R_spa on canvases drawn with judge.canvas_box_colours (and at its image size)."""
+  c = toy_judge_config()
+  assert jt.reward_config(c).canvas.box_colours == "palette"
+  c.canvas_box_colours = "named"
+  reward = jt.reward_config(c)
+  assert (reward.canvas.box_colours, reward.canvas.width, reward.canvas.height) == ("named", 56, 56)
+  spa = [e for e in jt.example_stream(load_prompts("spatial", "train")[:4], 0, c, reward, WorldConfig())(1)]
+  assert {e.kind for e in spa} == {"r_spa"}
+  from PIL import ImageColor
+  words = {w: ImageColor.getrgb(w) for w in WorldConfig().color_names}
+  # every canvas shows at least one box in the exact colour of a ShapesWorld colour word
+  assert all(any(np.all(e.image == rgb, -1).any() for rgb in words.values()) for e in spa)
+
+
 def test_training_lowers_the_loss_and_the_judge_scores(tmp_path):
   config = ConfigDict(dict(seed=0, judge=toy_judge_config(steps=8)))
   cfg, params, tok, gen_cfg, final = jt.train_judge(config, str(tmp_path))

@@ -13,7 +13,7 @@ import pytest
 from PIL import ImageFont
 
 from gotr1_jax.data.chain import Obj, parse_chain
-from gotr1_jax.rewards.canvas import draw_chain, draw_layout, load_font, to_pixels
+from gotr1_jax.rewards.canvas import box_colours, draw_chain, draw_layout, load_font, to_pixels
 from gotr1_jax.rewards.config import reward_defaults
 
 CHAINS = {
@@ -110,3 +110,17 @@ def test_names_outside_latin1_are_drawn_not_raised():
   objs = [Obj("\ufffd red 圆 circle", (100, 100, 400, 400))]
   image = draw_layout(objs, canvas_defaults())
   assert image.shape == (448, 448, 3) and (image != 255).any()
+
+
+def test_named_box_colours_follow_the_colour_word_and_fall_back_to_the_palette():
+  cfg = canvases()["small"]
+  cfg.palette = ((10, 20, 30), (40, 50, 60), (70, 80, 90))
+  objects = [Obj("red circle", (100, 100, 300, 300)), Obj("striped Cyan star", (600, 100, 900, 400)),
+             Obj("thing", (400, 600, 700, 900))]
+  assert box_colours(objects, cfg) == [(10, 20, 30), (40, 50, 60), (70, 80, 90)]  # "palette"
+  cfg.box_colours = "named"
+  assert box_colours(objects, cfg) == [(255, 0, 0), (0, 255, 255), (70, 80, 90)]
+  image = draw_layout(objects, cfg)
+  for obj, colour in zip(objects, box_colours(objects, cfg)):
+    x1, y1, x2, y2 = to_pixels(obj.box, cfg.width, cfg.height)
+    np.testing.assert_array_equal(image[y2, x1:x2 + 1], np.tile(colour, (x2 - x1 + 1, 1)))  # bottom edge
