@@ -91,6 +91,9 @@ def judge_config(scale: float) -> ConfigDict:
       # Layout canvas boxes coloured per object ("palette") or by the colour word in the object's
       # name ("named"; rewards/canvas.py); the judge must then be used with the same canvas.
       canvas_box_colours="palette",
+      # Question kinds per step: () = the four in turn; four weights (r_sem, r_spa, r_ri, r_pi) = drawn
+      # with them. R_spa examples with the top score are kept with probability spa_top_keep (judge_train.py).
+      kind_weights=(), spa_top_keep=1.0,
       length_buckets=(96, 160, 256), vocab_size=1024, tokenizer_steps=40,
       corrupt_p=0.6,  # chains and images each corrupted with this probability (judge_data.py)
       vq_fraction=0.5,  # that fraction of images seen through the trained VQ, like the policy's

@@ -32,7 +32,8 @@ from gotr1_jax.metrics import MetricWriter
 from gotr1_jax.models.qwen_image_processing import QwenImageConfig, pack_vision_batch
 from gotr1_jax.models.qwen_positions import get_rope_index
 from gotr1_jax.models.qwen_vl import QwenVL, QwenVLConfig, init_qwen_vl, qwen_vl_config_from_dict
-from gotr1_jax.pretrain.judge_data import EMPTY_GROUNDING, KINDS, JudgeExample, PolicyPool, judge_examples
+from gotr1_jax.pretrain.judge_data import (EMPTY_GROUNDING, KINDS, JudgeExample, PolicyPool, judge_examples,
+                                          score_answer)
 from gotr1_jax.pretrain.scenes import split_prompts
 from gotr1_jax.rewards.config import reward_defaults
 from gotr1_jax.rewards.judge import JudgeRewardModel
@@ -60,7 +61,11 @@ def example_stream(specs: Sequence[PromptSpec], seed: int, c: ConfigDict, reward
                    world: WorldConfig, image_transform: Optional[Callable] = None,
                    pool: Optional[PolicyPool] = None):
   """step -> c.batch_size JudgeExamples of one question kind (KINDS[step % 4], so that a batch's
-  lengths are alike and short kinds use a short bucket), deterministic in (seed, step). With a
+  lengths are alike and short kinds use a short bucket), deterministic in (seed, step). With
+  c.kind_weights (four numbers, KINDS order) the step's kind is drawn with those weights instead, and
+  R_spa examples whose answer is the top score are kept with probability c.spa_top_keep: most chains
+  satisfy their layout, and a judge taught them as they come answers every layout with the top
+  score (R_spa then tells no two samples of a group apart). With a
   `pool`, each draw is one of the policy's own samples with probability c.policy_fraction; its
   R_RI questions whose true answer is "nothing found" are kept with probability
   c.policy_empty_grounding_keep (most objects the policy draws are not found by the oracle, and a
@@ -69,10 +74,20 @@ def example_stream(specs: Sequence[PromptSpec], seed: int, c: ConfigDict, reward
   size = (int(c.image_size), int(c.image_size))
   pool_p = float(c.get("policy_fraction", 0.0)) if pool is not None else 0.0
   empty_keep = float(c.get("policy_empty_grounding_keep", 1.0))
+  weights = tuple(c.get("kind_weights", None) or ())
+  if weights and (len(weights) != len(KINDS) or min(weights) < 0 or not sum(weights) > 0):
+    raise ValueError(f"config.judge.kind_weights={weights} must be {len(KINDS)} non-negative numbers "
+                     f"(for {KINDS}) with a positive sum, or () for one kind per step in turn.")
+  top_keep = float(c.get("spa_top_keep", 1.0))
+  top_spa = score_answer(1.0, "r_spa")
 
   def examples(step: int) -> list[JudgeExample]:
     rng = np.random.default_rng([seed, step])
-    kind = KINDS[step % len(KINDS)]
+    if weights:
+      kind = KINDS[int(np.random.default_rng([seed, step, 1]).choice(len(KINDS), p=np.array(weights) / sum(weights)))]
+    else:
+      kind = KINDS[step % len(KINDS)]
+    keep = lambda e: not (e.kind == "r_spa" and e.answer == top_spa and top_keep < 1.0 and rng.random() >= top_keep)  # noqa: E731
     out: list[JudgeExample] = []
     while len(out) < c.batch_size:
       if pool_p and rng.random() < pool_p:
@@ -82,7 +97,7 @@ def example_stream(specs: Sequence[PromptSpec], seed: int, c: ConfigDict, reward
         spec = specs[int(rng.integers(len(specs)))]
         use_vq = image_transform is not None and rng.random() < c.vq_fraction
         drawn = judge_examples(spec, rng, size, reward, world, c.corrupt_p, image_transform if use_vq else None)
-      out += [e for e in drawn if e.kind == kind]
+      out += [e for e in drawn if e.kind == kind and keep(e)]
     return out[:c.batch_size]
 
   return examples

@@ -59,6 +59,26 @@ def test_layout_canvases_are_drawn_as_configured():
   assert all(any(np.all(e.image == rgb, -1).any() for rgb in words.values()) for e in spa)
 
 
+def test_kind_weights_and_top_score_keep_shape_the_stream():
+  import pytest
+  from gotr1_jax.pretrain.judge_data import score_answer
+  c = toy_judge_config()
+  world, reward = WorldConfig(), jt.reward_config(c)
+  specs = load_prompts("spatial", "train")[:8]
+  c.kind_weights, c.spa_top_keep = (0, 1, 0, 0), 0.0
+  stream = jt.example_stream(specs, 0, c, reward, world)
+  for step in range(3):  # only R_spa, and never the top score
+    batch = stream(step)
+    assert len(batch) == c.batch_size and {e.kind for e in batch} == {"r_spa"}
+    assert all(e.answer != score_answer(1.0, "r_spa") for e in batch)
+  c.kind_weights, c.spa_top_keep = (1, 1, 0, 0), 1.0
+  kinds = {jt.example_stream(specs, 0, c, reward, world)(step)[0].kind for step in range(12)}
+  assert kinds == {"r_sem", "r_spa"}
+  c.kind_weights = (1, -1, 0, 0)
+  with pytest.raises(ValueError, match="kind_weights"):
+    jt.example_stream(specs, 0, c, reward, world)
+
+
 def test_training_lowers_the_loss_and_the_judge_scores(tmp_path):
   config = ConfigDict(dict(seed=0, judge=toy_judge_config(steps=8)))
   cfg, params, tok, gen_cfg, final = jt.train_judge(config, str(tmp_path))
