@@ -84,6 +84,9 @@ def load_policy(path: str | os.PathLike) -> tuple[JanusConfig, dict, dict]:
   return load_janus(path, with_vision=False)
 
 
+_LOAD_ORIGIN_KEYS = ("is_local", "local_files_only")
+
+
 def save_judge(path: str | os.PathLike, config: Any, params: Mapping[str, Any], tokenizer: Any,
                image_size: int) -> list[Path]:
   """The judge as our Flax Qwen2.5-VL directory (convert/qwen_vl.py) with its tokenizer and a
@@ -91,6 +94,14 @@ def save_judge(path: str | os.PathLike, config: Any, params: Mapping[str, Any], 
   from gotr1_jax.convert.qwen_vl import save_flax_qwen_vl
   files = save_flax_qwen_vl(path, config, jax.device_get(params))
   files += [Path(f) for f in tokenizer.save_pretrained(str(path))]
+  # transformers records where it loaded a tokenizer from (is_local, local_files_only); a shipped
+  # judge is the same wherever it is loaded from, so its saved config should not say.
+  tok_config = Path(path) / "tokenizer_config.json"
+  if tok_config.is_file():
+    entries = json.loads(tok_config.read_text())
+    if any(k in entries for k in _LOAD_ORIGIN_KEYS):
+      tok_config.write_text(json.dumps({k: v for k, v in entries.items() if k not in _LOAD_ORIGIN_KEYS},
+                                       indent=2, ensure_ascii=False) + "\n")
   pre = Path(path) / "preprocessor_config.json"
   pre.write_text(json.dumps({"min_pixels": image_size ** 2, "max_pixels": image_size ** 2}, indent=2) + "\n")
   return files + [pre]

@@ -110,6 +110,12 @@ def test_continuing_from_a_judge_with_the_policys_samples(tmp_path):
   from gotr1_jax.sampling.qwen_vl import generator_from_checkpoint
   write_tiny_judge(tmp_path / "judge")
   start = generator_from_checkpoint(tmp_path / "judge")
+  # Saving again what was loaded writes no trace of where it was loaded from.
+  from gotr1_jax.pretrain import shipped
+  shipped.save_judge(tmp_path / "again", start.model.config, start.params, start.tokenizer, 56)
+  import json
+  saved = json.loads((tmp_path / "again" / "tokenizer_config.json").read_text())
+  assert not {"is_local", "local_files_only"} & set(saved) and saved["eos_token"] == "<|im_end|>"
   specs = load_prompts("color", "train")[:2]
   rng = np.random.default_rng(0)
   pairs = [judge_data.sample_pair(s, rng) for s in specs]
