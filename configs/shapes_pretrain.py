@@ -93,7 +93,9 @@ def judge_config(scale: float) -> ConfigDict:
       canvas_box_colours="palette",
       # Question kinds per step: () = the four in turn; four weights (r_sem, r_spa, r_ri, r_pi) = drawn
       # with them. R_spa examples with the top score are kept with probability spa_top_keep (judge_train.py).
-      kind_weights=(), spa_top_keep=1.0,
+      # An R_spa draw is with probability spa_contrast_fraction a true layout or the same with two boxes
+      # swapped (judge_data.layout_contrast_example).
+      kind_weights=(), spa_top_keep=1.0, spa_contrast_fraction=0.0,
       length_buckets=(96, 160, 256), vocab_size=1024, tokenizer_steps=40,
       corrupt_p=0.6,  # chains and images each corrupted with this probability (judge_data.py)
       vq_fraction=0.5,  # that fraction of images seen through the trained VQ, like the policy's

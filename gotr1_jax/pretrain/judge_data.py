@@ -111,6 +111,22 @@ def sample_pair(spec: PromptSpec, rng: np.random.Generator, world: WorldConfig =
   return chain, (image if image_transform is None else image_transform(image))
 
 
+def layout_contrast_example(spec: PromptSpec, rng: np.random.Generator, reward: ConfigDict,
+                            world: WorldConfig = WorldConfig()) -> JudgeExample:
+  """An R_spa question about a true layout of `spec` or, with probability 1/2, the same layout with
+  two objects' boxes swapped (their relation, if the prompt asks one, then breaks). The two differ
+  in nothing but where the boxes are, the only thing a judge must read to rank the chains of one
+  GRPO group by layout; corrupted chains (judge_examples) differ mostly in their objects."""
+  scene = sample_scene(spec, rng, world)
+  objs = list(scene.objects)
+  if len(objs) > 1 and rng.random() < 0.5:
+    i, j = (int(v) for v in rng.choice(len(objs), 2, replace=False))
+    objs[i], objs[j] = dataclasses.replace(objs[i], box=objs[j].box), dataclasses.replace(objs[j], box=objs[i].box)
+  chain = scene_chain(Scene(objects=tuple(objs)), world)
+  return JudgeExample("r_spa", get_prompts(reward.prompt_version).spa(spec.text),
+                      draw_layout(parse_chain(chain), reward.canvas), score_answer(r_spa(spec, chain, world), "r_spa"))
+
+
 def judge_examples(spec: PromptSpec, rng: np.random.Generator, image_size: tuple[int, int], reward: ConfigDict,
                    world: WorldConfig = WorldConfig(), corrupt_p: float = 0.6,
                    image_transform: Optional[Callable[[np.ndarray], np.ndarray]] = None) -> list[JudgeExample]:

@@ -33,7 +33,7 @@ from gotr1_jax.models.qwen_image_processing import QwenImageConfig, pack_vision_
 from gotr1_jax.models.qwen_positions import get_rope_index
 from gotr1_jax.models.qwen_vl import QwenVL, QwenVLConfig, init_qwen_vl, qwen_vl_config_from_dict
 from gotr1_jax.pretrain.judge_data import (EMPTY_GROUNDING, KINDS, JudgeExample, PolicyPool, judge_examples,
-                                          score_answer)
+                                          layout_contrast_example, score_answer)
 from gotr1_jax.pretrain.scenes import split_prompts
 from gotr1_jax.rewards.config import reward_defaults
 from gotr1_jax.rewards.judge import JudgeRewardModel
@@ -65,7 +65,8 @@ def example_stream(specs: Sequence[PromptSpec], seed: int, c: ConfigDict, reward
   c.kind_weights (four numbers, KINDS order) the step's kind is drawn with those weights instead, and
   R_spa examples whose answer is the top score are kept with probability c.spa_top_keep: most chains
   satisfy their layout, and a judge taught them as they come answers every layout with the top
-  score (R_spa then tells no two samples of a group apart). With a
+  score (R_spa then tells no two samples of a group apart). An R_spa draw is, with probability
+  c.spa_contrast_fraction, a layout_contrast_example of a prompt with a relation. With a
   `pool`, each draw is one of the policy's own samples with probability c.policy_fraction; its
   R_RI questions whose true answer is "nothing found" are kept with probability
   c.policy_empty_grounding_keep (most objects the policy draws are not found by the oracle, and a
@@ -79,6 +80,8 @@ def example_stream(specs: Sequence[PromptSpec], seed: int, c: ConfigDict, reward
     raise ValueError(f"config.judge.kind_weights={weights} must be {len(KINDS)} non-negative numbers "
                      f"(for {KINDS}) with a positive sum, or () for one kind per step in turn.")
   top_keep = float(c.get("spa_top_keep", 1.0))
+  contrast_p = float(c.get("spa_contrast_fraction", 0.0))
+  related = [s for s in specs if s.relations]
   top_spa = score_answer(1.0, "r_spa")
 
   def examples(step: int) -> list[JudgeExample]:
@@ -90,7 +93,9 @@ def example_stream(specs: Sequence[PromptSpec], seed: int, c: ConfigDict, reward
     keep = lambda e: not (e.kind == "r_spa" and e.answer == top_spa and top_keep < 1.0 and rng.random() >= top_keep)  # noqa: E731
     out: list[JudgeExample] = []
     while len(out) < c.batch_size:
-      if pool_p and rng.random() < pool_p:
+      if kind == "r_spa" and contrast_p and related and rng.random() < contrast_p:
+        drawn = [layout_contrast_example(related[int(rng.integers(len(related)))], rng, reward, world)]
+      elif pool_p and rng.random() < pool_p:
         drawn = [e for e in pool.examples(int(rng.integers(len(pool))), size, reward, world)
                  if not (e.kind == "r_ri" and e.answer == EMPTY_GROUNDING and rng.random() >= empty_keep)]
       else:

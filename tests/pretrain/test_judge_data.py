@@ -89,3 +89,15 @@ def test_policy_pool_round_trips_and_asks_the_oracle(reward, tmp_path):
     judge_data.PolicyPool(["a"], [], ["c"], pool.images[:1])
   with pytest.raises(FileNotFoundError, match="make_judge_pool.py"):
     judge_data.PolicyPool.load(str(tmp_path / "missing.npz"))
+
+
+def test_layout_contrast_examples_differ_only_in_where_the_boxes_are(reward):
+  """About half are the true layout (top score), half the same boxes swapped between two objects,
+  which breaks a two-object spatial prompt's relation (that part scores 0: 2 of 3 checks hold)."""
+  rng = np.random.default_rng(0)
+  spec = load_prompts("spatial", "train")[0]
+  examples = [judge_data.layout_contrast_example(spec, rng, reward) for _ in range(40)]
+  assert {e.kind for e in examples} == {"r_spa"} and all(e.image.shape == (*SIZE, 3) for e in examples)
+  scores = [parse_score(e.answer, scale=10, minimum=1) for e in examples]
+  assert set(np.round(scores, 3)) == {1.0, round(2 / 3, 3)}
+  assert 10 <= sum(s == 1.0 for s in scores) <= 30

@@ -74,6 +74,11 @@ def test_kind_weights_and_top_score_keep_shape_the_stream():
   c.kind_weights, c.spa_top_keep = (1, 1, 0, 0), 1.0
   kinds = {jt.example_stream(specs, 0, c, reward, world)(step)[0].kind for step in range(12)}
   assert kinds == {"r_sem", "r_spa"}
+  # spa_contrast_fraction = 1: every R_spa question is a layout contrast of a prompt with a relation.
+  c.kind_weights, c.spa_contrast_fraction = (0, 1, 0, 0), 1.0
+  mixed = load_prompts("color", "train")[:8] + specs
+  batch = jt.example_stream(mixed, 0, c, reward, world)(0)
+  assert all(any(f"Prompt: {s.text}\n" in e.text for s in specs) for e in batch)
   c.kind_weights = (1, -1, 0, 0)
   with pytest.raises(ValueError, match="kind_weights"):
     jt.example_stream(specs, 0, c, reward, world)
