@@ -4,6 +4,7 @@
   python tools/make_judge_pool.py --config configs/shapes_demo.py --workdir runs/shapes_demo \\
       --num 512 --out runs/judge_pool_grpo.npz                                     # where a GRPO run got to
   python tools/make_judge_pool.py --num 384 --group 8 --out runs/groups.npz      # 48 prompts x 8, as GRPO groups
+  python tools/make_judge_pool.py --layout_pairs --num 160 --out runs/pairs.npz  # true vs swapped layouts
 
 A judge trained only on rendered scenes is fooled by what GRPO makes (malformed boxes, colour
 patches: README, "What `make demo` runs"); a reward model has to see the policy's distribution.
@@ -12,6 +13,9 @@ from train-split prompts, from the newest checkpoint of --workdir (LoRA merged) 
 the config's starting policy. Several pools can be joined with --merge. The answers are not stored:
 `judge.policy_pool` / `judge.policy_fraction` (configs/shapes_pretrain.py) ask the oracle when
 training. Prints the pool's mean exact rewards.
+--layout_pairs writes no policy samples but judge_data.layout_pairs of the first --num val spatial
+prompts: a true layout's chain and the same with two boxes swapped, for tools/judge_fidelity.py
+--pool to show whether a judge's R_spa ranks the two (its "rho within groups").
 """
 import logging
 import os
@@ -25,8 +29,8 @@ from tqdm import tqdm
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from gotr1_jax.data.shapes_world.oracle import oracle_rewards  # noqa: E402
-from gotr1_jax.data.shapes_world.prompts import parse_prompt  # noqa: E402
-from gotr1_jax.pretrain.judge_data import PolicyPool  # noqa: E402
+from gotr1_jax.data.shapes_world.prompts import load_prompts, parse_prompt  # noqa: E402
+from gotr1_jax.pretrain.judge_data import PolicyPool, layout_pairs  # noqa: E402
 from gotr1_jax.rl import trainer  # noqa: E402
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -40,6 +44,8 @@ _SEED = flags.DEFINE_integer("seed", 0, "Sampling seed (prompts come from the co
 _GROUP = flags.DEFINE_integer("group", 1, "Samples per prompt, consecutive (8: GRPO's groups).")
 _MERGE = flags.DEFINE_list("merge", [], "Pools to join into --out instead of sampling.")
 _OUT = flags.DEFINE_string("out", None, "The .npz to write.")
+_PAIRS = flags.DEFINE_boolean("layout_pairs", False, "Write layout pairs of --num val spatial prompts instead "
+                              "(judge_data.layout_pairs; no policy is sampled).")
 
 
 def sample_pool(config, workdir: str, num: int, batch: int, seed: int, group: int = 1) -> PolicyPool:
@@ -69,8 +75,12 @@ def merge_pools(paths) -> PolicyPool:
 def main(argv):
   del argv
   logging.getLogger("absl").setLevel(logging.WARNING)
-  pool = merge_pools(_MERGE.value) if _MERGE.value else sample_pool(
-      _CONFIG.value, _WORKDIR.value, _NUM.value, _BATCH.value, _SEED.value, _GROUP.value)
+  if _MERGE.value:
+    pool = merge_pools(_MERGE.value)
+  elif _PAIRS.value:
+    pool = layout_pairs(load_prompts("spatial", "val")[:_NUM.value], np.random.default_rng(_SEED.value))
+  else:
+    pool = sample_pool(_CONFIG.value, _WORKDIR.value, _NUM.value, _BATCH.value, _SEED.value, _GROUP.value)
   os.makedirs(os.path.dirname(os.path.abspath(_OUT.value)), exist_ok=True)
   pool.save(_OUT.value)
   scores = [oracle_rewards(parse_prompt(p, c), ch, im) for p, c, ch, im in

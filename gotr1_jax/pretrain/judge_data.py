@@ -59,6 +59,11 @@ def grounding_answer(name: str, detections: Sequence[SceneObject], size: tuple[i
   return json.dumps([{"bbox_2d": b, "label": name} for b in boxes])
 
 
+def swap_boxes(objs: list[SceneObject], i: int, j: int) -> None:
+  """Objects i and j trade boxes (in place); everything else about them stays."""
+  objs[i], objs[j] = dataclasses.replace(objs[i], box=objs[j].box), dataclasses.replace(objs[j], box=objs[i].box)
+
+
 def corrupt_scene(scene: Scene, rng: np.random.Generator, world: WorldConfig) -> Scene:
   """One random corruption of a scene (see CORRUPTIONS); the scene itself if none applies."""
   objs = list(scene.objects)
@@ -82,8 +87,7 @@ def corrupt_scene(scene: Scene, rng: np.random.Generator, world: WorldConfig) ->
                             box=(x1, y1, min(COORD_MAX - 1, x1 + side), min(COORD_MAX - 1, y1 + side))))
   elif kind == "move":  # swap two objects' boxes (breaks a relation), or move one elsewhere
     if len(objs) > 1:
-      j = int((i + 1 + rng.integers(len(objs) - 1)) % len(objs))
-      objs[i], objs[j] = dataclasses.replace(o, box=objs[j].box), dataclasses.replace(objs[j], box=o.box)
+      swap_boxes(objs, i, int((i + 1 + rng.integers(len(objs) - 1)) % len(objs)))
     else:
       w, h = o.box[2] - o.box[0], o.box[3] - o.box[1]
       x1, y1 = int(rng.integers(0, COORD_MAX - w)), int(rng.integers(0, COORD_MAX - h))
@@ -120,11 +124,36 @@ def layout_contrast_example(spec: PromptSpec, rng: np.random.Generator, reward: 
   scene = sample_scene(spec, rng, world)
   objs = list(scene.objects)
   if len(objs) > 1 and rng.random() < 0.5:
-    i, j = (int(v) for v in rng.choice(len(objs), 2, replace=False))
-    objs[i], objs[j] = dataclasses.replace(objs[i], box=objs[j].box), dataclasses.replace(objs[j], box=objs[i].box)
+    swap_boxes(objs, *(int(v) for v in rng.choice(len(objs), 2, replace=False)))
   chain = scene_chain(Scene(objects=tuple(objs)), world)
   return JudgeExample("r_spa", get_prompts(reward.prompt_version).spa(spec.text),
                       draw_layout(parse_chain(chain), reward.canvas), score_answer(r_spa(spec, chain, world), "r_spa"))
+
+
+def layout_pairs(specs: Sequence[PromptSpec], rng: np.random.Generator, world: WorldConfig = WorldConfig()) -> "PolicyPool":
+  """A pool of groups of two for measuring whether a judge reads layouts (tools/make_judge_pool.py
+  --layout_pairs): per prompt with a relation, the chain of a true layout and the same chain with its
+  first two objects' boxes swapped, both beside the true image. Prompts whose swap leaves the exact
+  R_spa unchanged are skipped, so the oracle ranks every pair."""
+  prompts, categories, chains, images = [], [], [], []
+  for spec in specs:
+    if not spec.relations:
+      continue
+    scene = sample_scene(spec, rng, world)
+    objs = list(scene.objects)
+    if len(objs) < 2:
+      continue
+    swap_boxes(objs, 0, 1)
+    pair = (scene_chain(scene, world), scene_chain(Scene(objects=tuple(objs)), world))
+    if r_spa(spec, pair[0], world) == r_spa(spec, pair[1], world):
+      continue
+    image = render_scene(scene, world)
+    for chain in pair:
+      prompts.append(spec.text)
+      categories.append(spec.category)
+      chains.append(chain)
+      images.append(image)
+  return PolicyPool(prompts, categories, chains, np.stack(images))
 
 
 def judge_examples(spec: PromptSpec, rng: np.random.Generator, image_size: tuple[int, int], reward: ConfigDict,

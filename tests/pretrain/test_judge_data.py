@@ -101,3 +101,20 @@ def test_layout_contrast_examples_differ_only_in_where_the_boxes_are(reward):
   scores = [parse_score(e.answer, scale=10, minimum=1) for e in examples]
   assert set(np.round(scores, 3)) == {1.0, round(2 / 3, 3)}
   assert 10 <= sum(s == 1.0 for s in scores) <= 30
+
+
+def test_layout_pairs_are_groups_of_two_the_oracle_ranks():
+  """Each pair: one prompt, the same image, the true layout's chain first (R_spa 1) and the swapped
+  one second (R_spa below 1); names are the same, only the boxes moved."""
+  from gotr1_jax.data.chain import parse_chain
+  from gotr1_jax.data.shapes_world.oracle import r_spa
+  from gotr1_jax.data.shapes_world.prompts import parse_prompt
+  specs = load_prompts("spatial", "val")[:12] + load_prompts("color", "val")[:4]  # colour prompts: no relation, skipped
+  pool = judge_data.layout_pairs(specs, np.random.default_rng(0))
+  assert 16 <= len(pool) <= 24 and set(pool.categories) == {"spatial"}
+  for a in range(0, len(pool), 2):
+    assert pool.prompts[a] == pool.prompts[a + 1] and np.array_equal(pool.images[a], pool.images[a + 1])
+    spec = parse_prompt(pool.prompts[a], "spatial")
+    assert r_spa(spec, pool.chains[a]) == 1.0 > r_spa(spec, pool.chains[a + 1])
+    true, swapped = parse_chain(pool.chains[a]), parse_chain(pool.chains[a + 1])
+    assert [o.name for o in true] == [o.name for o in swapped] and [o.box for o in true] != [o.box for o in swapped]
