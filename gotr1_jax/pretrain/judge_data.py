@@ -130,7 +130,8 @@ def layout_contrast_example(spec: PromptSpec, rng: np.random.Generator, reward: 
                       draw_layout(parse_chain(chain), reward.canvas), score_answer(r_spa(spec, chain, world), "r_spa"))
 
 
-def layout_pairs(specs: Sequence[PromptSpec], rng: np.random.Generator, world: WorldConfig = WorldConfig()) -> "PolicyPool":
+def layout_pairs(specs: Sequence[PromptSpec], rng: np.random.Generator,
+                 world: WorldConfig = WorldConfig()) -> "PolicyPool":
   """A pool of groups of two for measuring whether a judge reads layouts (tools/make_judge_pool.py
   --layout_pairs): per prompt with a relation, the chain of a true layout and the same chain with its
   first two objects' boxes swapped, both beside the true image. Prompts whose swap leaves the exact

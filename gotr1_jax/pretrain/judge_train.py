@@ -83,14 +83,18 @@ def example_stream(specs: Sequence[PromptSpec], seed: int, c: ConfigDict, reward
   contrast_p = float(c.get("spa_contrast_fraction", 0.0))
   related = [s for s in specs if s.relations]
   top_spa = score_answer(1.0, "r_spa")
+  kind_p = np.array(weights, np.float64) / sum(weights) if weights else None
 
   def examples(step: int) -> list[JudgeExample]:
     rng = np.random.default_rng([seed, step])
     if weights:
-      kind = KINDS[int(np.random.default_rng([seed, step, 1]).choice(len(KINDS), p=np.array(weights) / sum(weights)))]
+      kind = KINDS[int(np.random.default_rng([seed, step, 1]).choice(len(KINDS), p=kind_p))]
     else:
       kind = KINDS[step % len(KINDS)]
-    keep = lambda e: not (e.kind == "r_spa" and e.answer == top_spa and top_keep < 1.0 and rng.random() >= top_keep)  # noqa: E731
+
+    def keep(e: JudgeExample) -> bool:  # thins top-score R_spa; draws nothing unless spa_top_keep < 1
+      return not (e.kind == "r_spa" and e.answer == top_spa and top_keep < 1.0 and rng.random() >= top_keep)
+
     out: list[JudgeExample] = []
     while len(out) < c.batch_size:
       if kind == "r_spa" and contrast_p and related and rng.random() < contrast_p:
