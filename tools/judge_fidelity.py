@@ -64,6 +64,8 @@ def main(argv):
   print(f"Judge {judge_dir} vs the oracle on {result['n']} {what} ({time.perf_counter() - t0:.0f} s):\n")
   print(jf.format_fidelity(result))
   print("\nCounters: " + ", ".join(f"{k} {int(v)}" for k, v in sorted(result["counters"].items())))
+  result["localisation"] = jf.grounding_localisation(model, sample, batch_size=_BATCH.value)
+  print(jf.format_localisation(result["localisation"]))
   if _OUT.value:
     os.makedirs(_OUT.value, exist_ok=True)
     with open(os.path.join(_OUT.value, "fidelity.json"), "w") as f:

@@ -7,6 +7,7 @@ correlations (Spearman rho, Kendall tau-b) per reward and for the combined rewar
 samples also within each group of one prompt, the only differences GRPO's advantages use. GoT-R1 reports
 its Qwen2.5-VL judge at rho = 0.34 against humans; here the reference is exact, so the numbers say
 how much of the oracle's ordering the judge keeps. Scoring is the reward model's (rewards/judge.py).
+`grounding_localisation` asks whether the judge's R_RI boxes lie where the objects are.
 """
 from __future__ import annotations
 
@@ -16,13 +17,16 @@ from typing import Any, Callable, Optional
 import numpy as np
 from scipy import stats
 
+from gotr1_jax.data.shapes_world import detect
 from gotr1_jax.data.shapes_world.oracle import oracle_rewards
 from gotr1_jax.data.shapes_world.prompts import CATEGORIES, PromptSpec, parse_prompt
-from gotr1_jax.data.shapes_world.world import WorldConfig
+from gotr1_jax.data.shapes_world.world import COORD_MAX, WorldConfig
 from gotr1_jax.eval.shapes_eval import eval_prompts
 from gotr1_jax.pretrain.judge_data import PolicyPool, sample_pair
 from gotr1_jax.rewards.combine import combine
-from gotr1_jax.rewards.judge import RewardBatch
+from gotr1_jax.rewards.iou import object_key
+from gotr1_jax.rewards.judge import RewardBatch, fit_image
+from gotr1_jax.rewards.parse import parse_boxes
 
 COMPONENTS = ("r_sem", "r_spa", "r_ri", "r_pi")
 
@@ -115,6 +119,50 @@ def judge_fidelity(reward_model: Any, sample: FidelitySample, reward_config: Any
                  judge_mean=float(judge[k].mean()), oracle_mean=float(oracle[k].mean()))
          for k in (*COMPONENTS, "reward")}
   return {"per_reward": per, "counters": counters, "n": n}
+
+
+def grounding_localisation(reward_model: Any, sample: FidelitySample, batch_size: int = 64,
+                           world: WorldConfig = WorldConfig()) -> dict[str, float]:
+  """Does the judge put its R_RI boxes where the objects are? For every object the oracle detects
+  alone under its name (no other object of that name in the image), the judge is asked GoT-R1's
+  grounding question about that name (reward_model: a JudgeRewardModel); where it answers with a
+  box, its first box's centre is compared with the detected one. Returns the number asked, the
+  fraction answered with a box, the Pearson correlations of the x and y centres (NaN with < 3
+  boxes), and the mean absolute centre errors as fractions of the image side, beside those of
+  always answering the image's centre (a judge that does not localise scores about that)."""
+  size = reward_model.image_size
+  asks = []  # (image seen by the judge, name, true centre in [0, 1))
+  for image in sample.images:
+    seen = fit_image(np.asarray(image), size)
+    found = detect.detect_objects(np.asarray(image), world)
+    names = [object_key(d.name) for d in found]
+    for d, key in zip(found, names):
+      if names.count(key) == 1:
+        asks.append((seen, d.name, ((d.box[0] + d.box[2]) / 2 / COORD_MAX, (d.box[1] + d.box[3]) / 2 / COORD_MAX)))
+  true, got = [], []
+  for start in range(0, len(asks), batch_size):
+    chunk = asks[start:start + batch_size]
+    answers = reward_model.ask("r_ri", [reward_model.prompts.ri(n) for _, n, _ in chunk], [im for im, _, _ in chunk])
+    for (_, _, centre), answer in zip(chunk, answers):
+      boxes = parse_boxes(answer, size, frame=reward_model.config.box_frame)
+      if boxes:
+        b = boxes[0]
+        true.append(centre)
+        got.append(((b[0] + b[2]) / 2 / COORD_MAX, (b[1] + b[3]) / 2 / COORD_MAX))
+  true_a, got_a = np.asarray(true, np.float64).reshape(-1, 2), np.asarray(got, np.float64).reshape(-1, 2)
+  corr = lambda a, b: float(np.corrcoef(a, b)[0, 1]) if len(a) >= 3 and np.ptp(a) > 0 and np.ptp(b) > 0 else float("nan")  # noqa: E731
+  mean = lambda a: float(np.mean(a)) if len(a) else float("nan")  # noqa: E731
+  return {"asked": float(len(asks)), "answered_frac": len(true) / max(len(asks), 1),
+          "corr_x": corr(true_a[:, 0], got_a[:, 0]), "corr_y": corr(true_a[:, 1], got_a[:, 1]),
+          "err_x": mean(np.abs(true_a[:, 0] - got_a[:, 0])), "err_y": mean(np.abs(true_a[:, 1] - got_a[:, 1])),
+          "centre_err_x": mean(np.abs(true_a[:, 0] - 0.5)), "centre_err_y": mean(np.abs(true_a[:, 1] - 0.5))}
+
+
+def format_localisation(r: dict[str, float]) -> str:
+  return (f"R_RI boxes: {int(r['asked'])} objects asked, {r['answered_frac']:.0%} answered with a box; centre "
+          f"correlation with the object's x {r['corr_x']:.3f}, y {r['corr_y']:.3f}; mean centre error "
+          f"x {r['err_x']:.3f}, y {r['err_y']:.3f} of the image side (always the image's centre: "
+          f"{r['centre_err_x']:.3f}, {r['centre_err_y']:.3f})")
 
 
 def format_fidelity(result: dict[str, Any]) -> str:

@@ -115,7 +115,9 @@ class JudgeRewardModel:
     self.image_size = (int(image_size[0]), int(image_size[1]))
     self.prompts = get_prompts(config.prompt_version)
 
-  def _ask(self, kind: str, texts: list[str], images: list[Optional[np.ndarray]]) -> list[str]:
+  def ask(self, kind: str, texts: list[str], images: list[Optional[np.ndarray]]) -> list[str]:
+    """One generate call for the questions of one kind; one answer string per question ("" when
+    the generator returned a non-string)."""
     if not texts:
       return []
     limit = int(self.config.max_answer_tokens[kind])
@@ -132,7 +134,7 @@ class JudgeRewardModel:
     low, high = SCORE_SCALES[kind]
     if self.config.score_readout == "expected":
       return judge_expected_scores(self.generate_fn, texts, images, low, high)
-    parsed = [parse_score(a, scale=high, minimum=low) for a in self._ask(kind, texts, images)]
+    parsed = [parse_score(a, scale=high, minimum=low) for a in self.ask(kind, texts, images)]
     return np.array([0.0 if s is None else s for s in parsed], np.float64), sum(s is None for s in parsed)
 
   def _grounding(self, objects: list[list[Obj]], images: list[np.ndarray], malformed: list[int],
@@ -145,7 +147,7 @@ class JudgeRewardModel:
       for o in objs:
         names.setdefault(object_key(o.name), o.name.strip())
       asks += [(i, key, name) for key, name in names.items()]
-    answers = self._ask("r_ri", [self.prompts.ri(name) for _, _, name in asks], [images[i] for i, _, _ in asks])
+    answers = self.ask("r_ri", [self.prompts.ri(name) for _, _, name in asks], [images[i] for i, _, _ in asks])
     grounded: list[dict] = [{} for _ in objects]
     fails = 0
     for (i, key, _), answer in zip(asks, answers):

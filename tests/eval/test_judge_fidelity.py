@@ -72,3 +72,51 @@ def test_within_group_agreement_is_what_grpo_sees():
   got = jf.within_groups(judge, oracle, groups)
   assert got == {"group_spearman": pytest.approx(-1.0), "judge_constant": pytest.approx(0.5)}
   assert math.isnan(jf.within_groups(judge, oracle, [slice(0, 1)])["group_spearman"])
+
+
+def _grounding_judge(answer_fn):
+  """A JudgeRewardModel at 56 px whose R_RI answers are answer_fn(name, image) -> str."""
+  from gotr1_jax.rewards.judge import JudgeRewardModel
+  from gotr1_jax.rewards.prompts import get_prompts
+  config = reward_defaults()
+  config.prompt_version = "compact-v1"
+  prompts = get_prompts("compact-v1")
+  names = {}
+
+  def generate(requests):
+    return [answer_fn(names.setdefault(r.text, next(n for n in _ALL_NAMES if prompts.ri(n) == r.text)), r.image)
+            for r in requests]
+
+  return JudgeRewardModel(generate, (56, 56), config)
+
+
+def _all_names():
+  from gotr1_jax.data.shapes_world.world import SOLID, WorldConfig
+  w = WorldConfig()
+  return [" ".join(([] if t == SOLID else [t]) + [c, s]) for t in w.textures for c in w.color_names for s in w.shapes]
+
+
+_ALL_NAMES = _all_names()
+
+
+def test_grounding_localisation_tells_a_judge_that_localises_from_one_that_does_not(sample):
+  import json
+  from gotr1_jax.data.shapes_world import detect
+  from gotr1_jax.rewards.iou import object_key
+
+  from gotr1_jax.rewards.judge import fit_image
+  found = {fit_image(im, (56, 56)).tobytes(): detect.detect_objects(im) for im in sample.images}
+
+  def true_box(name, image):  # what a perfect grounder answers, in the 56 px image's pixels
+    d = next(d for d in found[image.tobytes()] if object_key(d.name) == object_key(name))
+    return json.dumps([{"bbox_2d": [round(v * 56 / 1000) for v in d.box], "label": name}])
+
+  perfect = jf.grounding_localisation(_grounding_judge(true_box), sample)
+  assert perfect["asked"] > 30 and perfect["answered_frac"] == 1.0
+  assert perfect["corr_x"] > 0.99 and perfect["corr_y"] > 0.99 and perfect["err_x"] < 0.02 and perfect["err_y"] < 0.02
+  centre = jf.grounding_localisation(_grounding_judge(lambda n, im: '[{"bbox_2d": [18, 18, 38, 38]}]'), sample)
+  assert math.isnan(centre["corr_x"]) and centre["err_x"] == pytest.approx(centre["centre_err_x"], abs=0.01)
+  assert centre["centre_err_x"] > 0.1  # objects are not all in the middle: the baseline is a real bar
+  blind = jf.grounding_localisation(_grounding_judge(lambda n, im: "I cannot tell."), sample)
+  assert blind["answered_frac"] == 0.0 and math.isnan(blind["err_x"])
+  assert "answered with a box" in jf.format_localisation(perfect)
