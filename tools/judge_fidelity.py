@@ -9,7 +9,10 @@ images each corrupted with probability 0.6 so that every quality occurs, images 
 shipped VQ (as the policy's are) unless --novq. Each sample is scored by the judge through the real
 reward path (JudgeRewardModel, the config's reward block) and by the oracle; the table gives the
 rank correlations and means per reward and for the combined reward. GoT-R1's Qwen2.5-VL-7B judge
-scored rho = 0.34 against humans (GOT_R1_FACTS.md); here the reference is exact.
+scored rho = 0.34 against humans (GOT_R1_FACTS.md); here the reference is exact. A last line,
+"R_RI boxes", says whether the judge's grounding boxes lie where the objects are
+(eval/judge_fidelity.grounding_localisation): their centres' correlation with the objects' and
+their error beside that of always answering the image's centre.
 """
 import json
 import logging
