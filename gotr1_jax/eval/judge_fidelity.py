@@ -20,7 +20,7 @@ from scipy import stats
 from gotr1_jax.data.shapes_world import detect
 from gotr1_jax.data.shapes_world.oracle import oracle_rewards
 from gotr1_jax.data.shapes_world.prompts import CATEGORIES, PromptSpec, parse_prompt
-from gotr1_jax.data.shapes_world.world import COORD_MAX, WorldConfig
+from gotr1_jax.data.shapes_world.world import COORD_MAX, WorldConfig, box_center
 from gotr1_jax.eval.shapes_eval import eval_prompts
 from gotr1_jax.pretrain.judge_data import PolicyPool, sample_pair
 from gotr1_jax.rewards.combine import combine
@@ -138,7 +138,7 @@ def grounding_localisation(reward_model: Any, sample: FidelitySample, batch_size
     names = [object_key(d.name) for d in found]
     for d, key in zip(found, names):
       if names.count(key) == 1:
-        asks.append((seen, d.name, ((d.box[0] + d.box[2]) / 2 / COORD_MAX, (d.box[1] + d.box[3]) / 2 / COORD_MAX)))
+        asks.append((seen, d.name, tuple(v / COORD_MAX for v in box_center(d.box))))
   true, got = [], []
   for start in range(0, len(asks), batch_size):
     chunk = asks[start:start + batch_size]
@@ -146,9 +146,8 @@ def grounding_localisation(reward_model: Any, sample: FidelitySample, batch_size
     for (_, _, centre), answer in zip(chunk, answers):
       boxes = parse_boxes(answer, size, frame=reward_model.config.box_frame)
       if boxes:
-        b = boxes[0]
         true.append(centre)
-        got.append(((b[0] + b[2]) / 2 / COORD_MAX, (b[1] + b[3]) / 2 / COORD_MAX))
+        got.append(tuple(v / COORD_MAX for v in box_center(boxes[0])))
   true_a, got_a = np.asarray(true, np.float64).reshape(-1, 2), np.asarray(got, np.float64).reshape(-1, 2)
   corr = lambda a, b: float(np.corrcoef(a, b)[0, 1]) if len(a) >= 3 and np.ptp(a) > 0 and np.ptp(b) > 0 else float("nan")  # noqa: E731
   mean = lambda a: float(np.mean(a)) if len(a) else float("nan")  # noqa: E731

@@ -91,9 +91,10 @@ def _grounding_judge(answer_fn):
 
 
 def _all_names():
-  from gotr1_jax.data.shapes_world.world import SOLID, WorldConfig
+  from gotr1_jax.data.shapes_world.world import SceneObject, WorldConfig
   w = WorldConfig()
-  return [" ".join(([] if t == SOLID else [t]) + [c, s]) for t in w.textures for c in w.color_names for s in w.shapes]
+  return [SceneObject(shape=s, color=c, texture=t, box=(0, 0, 1, 1)).name
+          for t in w.textures for c in w.color_names for s in w.shapes]
 
 
 _ALL_NAMES = _all_names()
