@@ -88,6 +88,9 @@ def judge_config(scale: float) -> ConfigDict:
       image_size=56,  # judge images and layout canvases; a multiple of Qwen's 28 px unit
       patch_bucket=196,  # (56 / 4)^2 patches: every image compiles to one shape
       prompt_version="compact-v1",  # rewards/prompts.py: GoT-R1's questions, short wording
+      # The image before the question (Qwen's usual order) or after it (then the answer starts at a
+      # fixed distance from the image); a judge must be run as trained (config.judge_generation).
+      images_first=True,
       # Layout canvas boxes coloured per object ("palette") or by the colour word in the object's
       # name ("named"; rewards/canvas.py); the judge must then be used with the same canvas.
       canvas_box_colours="palette",

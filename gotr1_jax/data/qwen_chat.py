@@ -42,27 +42,30 @@ CHAT_TEMPLATE = (
     "%}<|im_start|>assistant\n{% endif %}")
 
 
-def user_messages(text: str, num_images: int = 0) -> list[dict[str, Any]]:
-  """One user turn with `num_images` images before the text (the judge's order)."""
-  return [{"role": "user", "content": [{"type": "image"}] * num_images + [{"type": "text", "text": text}]}]
+def user_messages(text: str, num_images: int = 0, images_first: bool = True) -> list[dict[str, Any]]:
+  """One user turn with `num_images` images before the text (Qwen's usual order), or after it."""
+  images, question = [{"type": "image"}] * num_images, [{"type": "text", "text": text}]
+  return [{"role": "user", "content": images + question if images_first else question + images}]
 
 
-def chat_prompt(text: str, num_images: int = 0) -> str:
-  """`CHAT_TEMPLATE` rendered for `user_messages(text, num_images)` with add_generation_prompt:
-  the default system turn, the user turn (one `<|vision_start|><|image_pad|><|vision_end|>` per
-  image, then the text) and the assistant header. Placeholders are not yet expanded."""
+def chat_prompt(text: str, num_images: int = 0, images_first: bool = True) -> str:
+  """`CHAT_TEMPLATE` rendered for `user_messages(text, num_images, images_first)` with
+  add_generation_prompt: the default system turn, the user turn (one
+  `<|vision_start|><|image_pad|><|vision_end|>` per image, then the text, or the text first) and
+  the assistant header. Placeholders are not yet expanded."""
   images = f"{VISION_START}{IMAGE_PAD}{VISION_END}" * num_images
+  turn = images + text if images_first else text + images
   return (f"{IM_START}system\n{DEFAULT_SYSTEM_PROMPT}{IM_END}\n"
-          f"{IM_START}user\n{images}{text}{IM_END}\n{IM_START}assistant\n")
+          f"{IM_START}user\n{turn}{IM_END}\n{IM_START}assistant\n")
 
 
-def render_chat(tokenizer: Any, text: str, num_images: int = 0) -> str:
+def render_chat(tokenizer: Any, text: str, num_images: int = 0, images_first: bool = True) -> str:
   """The prompt through the tokenizer's own chat template (what the checkpoint ships), or through
   `chat_prompt` when the tokenizer has none."""
   if getattr(tokenizer, "chat_template", None):
-    return tokenizer.apply_chat_template(user_messages(text, num_images), tokenize=False,
+    return tokenizer.apply_chat_template(user_messages(text, num_images, images_first), tokenize=False,
                                          add_generation_prompt=True)
-  return chat_prompt(text, num_images)
+  return chat_prompt(text, num_images, images_first)
 
 
 def expand_image_pads(prompt: str, counts: Sequence[int]) -> str:

@@ -118,7 +118,8 @@ def build_judge_tokenizer(specs: Sequence[PromptSpec], c: ConfigDict, reward: Co
   stream = example_stream(specs, 12345, c, reward, world)
   for step in range(c.tokenizer_steps):
     for e in stream(step):
-      texts.append(render_chat(None, e.text, 0 if e.image is None else 1) + e.answer + IM_END)
+      texts.append(render_chat(None, e.text, 0 if e.image is None else 1, c.get("images_first", True))
+                   + e.answer + IM_END)
   return build_qwen_tokenizer(texts, vocab_size=int(c.vocab_size))
 
 
@@ -182,7 +183,8 @@ def generation_config(c: ConfigDict) -> QwenVLGenerationConfig:
   """How the trained judge is run (also what ships in its directory): one patch bucket, 56 px."""
   n = int(c.image_size) ** 2
   return QwenVLGenerationConfig(prompt_buckets=tuple(c.prompt_buckets), row_buckets=tuple(c.row_buckets),
-                                patch_buckets=(int(c.patch_bucket),), min_pixels=n, max_pixels=n)
+                                patch_buckets=(int(c.patch_bucket),), min_pixels=n, max_pixels=n,
+                                images_first=bool(c.get("images_first", True)))
 
 
 def train_judge(config: ConfigDict, workdir: str, image_transform: Optional[Callable] = None,

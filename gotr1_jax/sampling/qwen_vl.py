@@ -62,6 +62,10 @@ class QwenVLGenerationConfig:
   stop_tokens: tuple[str, ...] = (IM_END, ENDOFTEXT)  # those the tokenizer has; at least one
   dtype: str = ""  # compute dtype of LM and tower ("" = the checkpoint config's)
   param_dtype: str = ""  # cast the stored weights on load ("" = keep)
+  # The user turn's images before its text (Qwen's usual order), or after it, so that the answer
+  # starts at the same distance from the image whatever the question's length. Use what the judge
+  # was trained with (config.judge.images_first of configs/shapes_pretrain.py).
+  images_first: bool = True
 
   def __post_init__(self):
     for name in ("prompt_buckets", "row_buckets", "patch_buckets"):
@@ -177,7 +181,7 @@ class QwenVLGenerator:
       patches, grid_thw = patchify_images(images, self.processor)
     else:
       patches, grid_thw = np.zeros((0, vision.patch_dim), np.float32), np.zeros((0, 3), np.int64)
-    prompt = render_chat(self.tokenizer, text, len(images))
+    prompt = render_chat(self.tokenizer, text, len(images), self.config.images_first)
     prompt = expand_image_pads(prompt, image_token_counts(grid_thw, vision)) + answer_prefix
     return PromptRow(list(self.tokenizer(prompt)["input_ids"]), patches, grid_thw)
 

@@ -32,6 +32,17 @@ def test_chat_prompt_equals_the_template_through_transformers(num_images):
     np.testing.assert_array_equal(out["input_ids"][0], ids)
 
 
+@pytest.mark.parametrize("num_images", [1, 2])
+def test_text_before_the_images_equals_the_template_through_transformers(num_images):
+  proc = hf_processor(tiny_config())
+  messages = qc.user_messages(TEXT, num_images, images_first=False)
+  assert [c["type"] for c in messages[0]["content"]] == ["text"] + ["image"] * num_images
+  rendered = proc.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+  assert rendered == qc.chat_prompt(TEXT, num_images, False) == qc.render_chat(proc.tokenizer, TEXT, num_images, False)
+  vision = "<|vision_start|><|image_pad|><|vision_end|>" * num_images
+  assert f"<|im_start|>user\n{TEXT}{vision}<|im_end|>\n<|im_start|>assistant\n" in rendered
+
+
 def test_render_chat_without_a_tokenizer_template():
   class Bare:
     chat_template = None

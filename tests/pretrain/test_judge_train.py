@@ -44,6 +44,23 @@ def test_batch_weights_only_the_answer():
   assert {e.kind for e in examples} == {"r_sem"}  # step 0's kind
 
 
+def test_image_after_the_question_when_configured():
+  c = toy_judge_config()
+  assert jt.generation_config(c).images_first  # the default: Qwen's order, the shipped judge's
+  c.images_first = False
+  specs = load_prompts("spatial", "train")[:4]
+  reward = jt.reward_config(c)
+  tok = jt.build_judge_tokenizer(specs, c, reward, WorldConfig())
+  gen = QwenVLGenerator(QwenVL(jt.judge_model_config(c, len(tok))), None, tok, jt.generation_config(c),
+                        QwenImageConfig(min_pixels=56 * 56, max_pixels=56 * 56))
+  example = next(e for step in range(4) for e in jt.example_stream(specs, 0, c, reward, WorldConfig())(step)
+                 if e.image is not None)
+  text = tok.decode(gen.prompt_row(example.text, example.image).ids)
+  # the question, then the image's 49 merged tokens, then the end of the user turn
+  assert text.index(example.text) < text.index("<|vision_start|>")
+  assert text.endswith("<|image_pad|>" * 49 + "<|vision_end|><|im_end|>\n<|im_start|>assistant\n")
+
+
 def test_layout_canvases_are_drawn_as_configured():
   """The judge learns R_spa on canvases drawn with judge.canvas_box_colours (and at its image size)."""
   c = toy_judge_config()

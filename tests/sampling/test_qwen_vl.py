@@ -36,10 +36,11 @@ def as_list(images) -> list:
   return [] if images is None else images if isinstance(images, list) else [images]
 
 
-def reference_generate(ref, tokenizer, questions, max_new_tokens, stop_ids, pad_id):
+def reference_generate(ref, tokenizer, questions, max_new_tokens, stop_ids, pad_id, images_first=True):
   """transformers' processor (chat template, left padding) + greedy generate, batched: new ids per row."""
   proc = hf_processor(tiny_config(), tokenizer)
-  texts = [proc.apply_chat_template(user_messages(q, len(as_list(im))), add_generation_prompt=True, tokenize=False)
+  texts = [proc.apply_chat_template(user_messages(q, len(as_list(im)), images_first), add_generation_prompt=True,
+                                    tokenize=False)
            for q, im in questions]
   images = [x for _, im in questions for x in as_list(im)]
   inputs = proc(text=texts, images=images, padding=True, padding_side="left", return_tensors="pt")
@@ -94,6 +95,18 @@ def test_greedy_answers_equal_transformers_generate(setup):
       "<|box_start|>(1,2),(3,4)<|box_end|>"
   # 5 rows in chunks of at most 4: [4 rows] and [1 row + its copy], both in prompt bucket 128.
   assert gen.num_traces == 2
+
+
+def test_text_before_the_image_equals_transformers_generate(setup):
+  ref, gen = setup
+  config = dataclasses.replace(GENERATION, images_first=False)
+  text_first = QwenVLGenerator(gen.model, gen.params, gen.tokenizer, config, IMAGE_CONFIG)
+  questions = QUESTIONS[:4]
+  rows = [text_first.prompt_row(q, im) for q, im in questions]
+  prompts, want = reference_generate(ref, gen.tokenizer, questions, CAP, gen.stop_ids, gen.pad_id, images_first=False)
+  assert [r.ids for r in rows] == prompts
+  assert rows[2].ids != gen.prompt_row(*questions[2]).ids and rows[1].ids == gen.prompt_row(*questions[1]).ids
+  assert text_first.generate_ids(rows, CAP) == want
 
 
 def test_one_compile_per_bucket(setup):
