@@ -1,0 +1,118 @@
+"""Whether a judge's architecture can learn *where* things are in its image: a synthetic probe.
+
+Owns one small supervised task and the loop that trains it. The image is light grey with one
+filled square of a random colour and size at a random place; the question asks which column (or
+row) of the judge's LM token grid holds the square's centre; the answer is that index, one digit.
+It holds what grounding needs (find the object, read where it is) and nothing else: no names, no
+other objects, no coordinates to spell. A fresh model of the judge's config (config.judge of
+configs/shapes_pretrain.py) learns it with the judge's loss (pretrain/judge_train.py), scored on
+the digit only, and the loop reports that loss and the digit's accuracy beside chance (the entropy
+of the answers, and the most common answer's share). A config that cannot learn this cannot ground
+boxes, whatever its data. tools/probe_localisation.py runs it.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, Optional
+
+import flax.linen as nn
+import jax
+import numpy as np
+from flax.training.train_state import TrainState
+from ml_collections import ConfigDict
+
+from gotr1_jax.data.qwen_chat import IM_END, build_qwen_tokenizer, render_chat
+from gotr1_jax.models.qwen_image_processing import QwenImageConfig
+from gotr1_jax.models.qwen_vl import QwenVL, init_qwen_vl
+from gotr1_jax.pretrain.judge_data import JudgeExample
+from gotr1_jax.pretrain.judge_train import generation_config, judge_batch, judge_model_config, make_judge_train_step
+from gotr1_jax.rl.optimizer import make_optimizer
+from gotr1_jax.sampling.qwen_vl import QwenVLGenerator
+
+AXES = ("column", "row")
+BACKGROUND = 230
+COLOURS = ((220, 30, 30), (30, 30, 220), (30, 170, 30), (200, 160, 0), (150, 40, 170))
+
+
+FILLER = " Look closely."
+
+
+def question(axis: str, filler: int = 0) -> str:
+  """The probe's question, with `filler` sentences that say nothing, which move the answer further
+  from the image (a judge's questions differ in length, so its answer's distance to the image does)."""
+  return f"Which {axis} of the image holds the square?{FILLER * filler} Answer one digit."
+
+
+def probe_example(rng: np.random.Generator, image_size: int, cell: int, axis: str,
+                  max_filler: int = 0) -> tuple[JudgeExample, int]:
+  """One image and question (0..max_filler filler sentences); returns the example and its answer as an
+  int (the `axis` index of the cell x cell block holding the square's centre)."""
+  if axis not in AXES:
+    raise ValueError(f"axis={axis!r} must be one of {AXES}.")
+  image = np.full((image_size, image_size, 3), BACKGROUND, np.uint8)
+  side = int(rng.integers(cell * 3 // 4, 2 * cell))
+  x, y = (int(v) for v in rng.integers(0, image_size - side + 1, 2))
+  image[y:y + side, x:x + side] = COLOURS[int(rng.integers(len(COLOURS)))]
+  index = ((x if axis == "column" else y) + side // 2) // cell
+  filler = int(rng.integers(max_filler + 1)) if max_filler else 0
+  return JudgeExample("probe", question(axis, filler), image, str(index)), index
+
+
+def chance(answers: np.ndarray, cells: int) -> tuple[float, float]:
+  """(entropy in nats, most common answer's share) of the answers: a model blind to position does
+  no better than either."""
+  p = np.bincount(answers, minlength=cells) / len(answers)
+  return float(-sum(q * math.log(q) for q in p if q > 0)), float(p.max())
+
+
+def probe_tokenizer(axis: str, images_first: bool = True):
+  """A tokenizer for the probe's texts only (the probe trains from scratch, so it needs no other)."""
+  texts = [render_chat(None, question(axis), 1, images_first) + str(d) + IM_END for d in range(10)] * 2
+  return build_qwen_tokenizer(texts, vocab_size=300)
+
+
+def _answer_only(weight: np.ndarray) -> np.ndarray:
+  """judge_batch's loss weight keeps the answer and the closing <|im_end|>; keep the digit only."""
+  out = np.zeros_like(weight)
+  out[np.arange(len(weight)), weight.argmax(1)] = 1.0
+  return out
+
+
+def run_probe(judge: ConfigDict, steps: int, axis: str = "column", seed: int = 0, log_every: int = 50,
+              max_filler: int = 0, on_log: Optional[Callable[[dict], None]] = None) -> list[dict]:
+  """Trains a fresh model of `judge.model` (at judge.image_size, batch judge.batch_size, judge.optimizer)
+  on the probe for `steps` steps, questions with 0..max_filler filler sentences. Returns one row per
+  `log_every` steps: step, loss and accuracy of the digit averaged over those steps, and
+  chance_loss / chance_acc over the same examples."""
+  tokenizer = probe_tokenizer(axis, bool(judge.get("images_first", True)))
+  model_cfg = judge_model_config(judge, len(tokenizer))
+  model = QwenVL(model_cfg)
+  size = int(judge.image_size)
+  cell = model_cfg.vision.patch_size * model_cfg.vision.spatial_merge_size
+  if size % cell or size // cell > 10:
+    raise ValueError(f"judge.image_size={size} must be a multiple of the LM token's {cell} px and at most "
+                     f"{10 * cell} px (the answer is one digit).")
+  generator = QwenVLGenerator(model, None, tokenizer, generation_config(judge),
+                              QwenImageConfig(min_pixels=size * size, max_pixels=size * size))
+  params = nn.unbox(init_qwen_vl(model_cfg, jax.random.key(seed)))
+  state = TrainState.create(apply_fn=model.apply, params=params, tx=make_optimizer(judge.optimizer, steps))
+  step_fn = jax.jit(make_judge_train_step(model), donate_argnums=0)
+  rng = np.random.default_rng(seed)
+  rows, losses, accs, answers = [], [], [], []
+  for step in range(steps):
+    drawn = [probe_example(rng, size, cell, axis, max_filler) for _ in range(int(judge.batch_size))]
+    batch = judge_batch(generator, [e for e, _ in drawn], tuple(judge.length_buckets), int(judge.patch_bucket))
+    batch["loss_weight"] = _answer_only(batch["loss_weight"])
+    state, metrics = step_fn(state, batch)
+    losses.append(metrics["loss/loss"])
+    accs.append(metrics["train/answer_token_acc"])
+    answers += [a for _, a in drawn]
+    if (step + 1) % log_every == 0 or step + 1 == steps:
+      entropy, top = chance(np.array(answers), size // cell)
+      row = dict(step=step + 1, loss=float(np.mean(jax.device_get(losses))),
+                 acc=float(np.mean(jax.device_get(accs))), chance_loss=entropy, chance_acc=top)
+      rows.append(row)
+      if on_log is not None:
+        on_log(row)
+      losses, accs, answers = [], [], []
+  return rows

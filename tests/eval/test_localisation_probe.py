@@ -1,0 +1,66 @@
+"""eval/localisation_probe.py: each answer is the cell holding the square's centre, chance is the
+answers' entropy, and a short run of a tiny judge config trains on the digit alone."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from configs.shapes_pretrain import get_config
+from gotr1_jax.eval import localisation_probe as lp
+
+
+@pytest.mark.parametrize("axis", lp.AXES)
+def test_answer_is_the_cell_of_the_squares_centre(axis):
+  rng = np.random.default_rng(0)
+  seen = set()
+  for _ in range(200):
+    example, index = lp.probe_example(rng, 56, 8, axis)
+    ys, xs = np.nonzero((example.image != lp.BACKGROUND).any(-1))
+    centre = (xs.min() + xs.max() + 1) // 2 if axis == "column" else (ys.min() + ys.max() + 1) // 2
+    assert index == centre // 8 and example.answer == str(index)
+    assert example.text == lp.question(axis)
+    seen.add(index)
+  assert seen == set(range(7))
+
+
+def test_chance_is_the_answers_entropy_and_top_share():
+  loss, acc = lp.chance(np.arange(7).repeat(3), 7)
+  assert loss == pytest.approx(math.log(7)) and acc == pytest.approx(1 / 7)
+  loss, acc = lp.chance(np.array([2, 2, 2, 5]), 7)
+  assert loss == pytest.approx(-(0.75 * math.log(0.75) + 0.25 * math.log(0.25))) and acc == 0.75
+
+
+def test_bad_axis_names_the_choices():
+  with pytest.raises(ValueError, match="column"):
+    lp.probe_example(np.random.default_rng(0), 56, 8, "diagonal")
+
+
+def test_short_run_scores_the_digit_only():
+  judge = get_config().judge
+  judge.model.lm.update(hidden_size=32, intermediate_size=64, num_layers=1, num_heads=2, num_kv_heads=1)
+  judge.model.vision.update(depth=2, hidden_size=16, intermediate_size=32, num_heads=2, fullatt_block_indexes=(1,),
+                            out_hidden_size=32)
+  judge.batch_size = 4
+  logged = []
+  rows = lp.run_probe(judge, 2, log_every=1, on_log=logged.append)
+  assert rows == logged and [r["step"] for r in rows] == [1, 2]
+  vocab = len(lp.probe_tokenizer("column"))
+  for r in rows:
+    # An untrained model spreads the digit over the whole vocabulary; with <|im_end|> scored too
+    # the mean would fall toward 0 (it is one fixed token), and accuracy would be at least 1/2.
+    assert 0.6 * math.log(vocab) < r["loss"] < 1.5 * math.log(vocab)
+    assert r["acc"] in (0.0, 0.25, 0.5, 0.75, 1.0) and r["acc"] <= 0.5
+    assert 0.0 < r["chance_loss"] <= math.log(4) and 0.25 <= r["chance_acc"] <= 1.0
+
+
+def test_filler_moves_the_answer_away_from_the_image_and_changes_nothing_else():
+  plain, _ = lp.probe_example(np.random.default_rng(3), 56, 8, "column")
+  lengths = set()
+  rng = np.random.default_rng(3)
+  for _ in range(40):
+    example, i = lp.probe_example(rng, 56, 8, "column", max_filler=3)
+    lengths.add(example.text.count(lp.FILLER))
+    assert example.text.replace(lp.FILLER, "") == plain.text and example.answer == str(i)
+  assert lengths == {0, 1, 2, 3}
