@@ -55,7 +55,9 @@ def get_config(arg: str | None = None):
   # at its own size (configs/shapes_pretrain.py, pretrain/judge_train.py); a real judge uses "v1".
   config.reward.prompt_version = "compact-v1"
   config.reward.canvas.update(width=56, height=56, font_scale=1, line_width=1)
-  config.judge_generation = dict(prompt_buckets=(96, 160, 256), row_buckets=(16, 64), patch_buckets=(196,))
+  # images_first: as the judge was trained (config.judge.images_first of configs/shapes_pretrain.py).
+  config.judge_generation = dict(prompt_buckets=(96, 160, 256), row_buckets=(16, 64), patch_buckets=(196,),
+                                 images_first=True)
   config.rl.steps = a.steps
   config.rl.prompts_per_step = a.prompts
   config.rl.group_size = a.group_size

@@ -83,6 +83,16 @@ def test_demo_configs_kl_weights():
   assert shapes_demo_oracle.get_config().reward.kind == "function"
 
 
+def test_demo_runs_the_judge_in_the_order_it_was_trained():
+  # The shipped judge saw each image before its question; a judge trained with the question first
+  # (config.judge.images_first=false) is run with --config.judge_generation.images_first=false.
+  from gotr1_jax.sampling.qwen_vl import QwenVLGenerationConfig
+  config = shapes_demo.get_config()
+  assert QwenVLGenerationConfig.from_dict(config.judge_generation).images_first
+  config.judge_generation.images_first = False
+  assert not QwenVLGenerationConfig.from_dict(config.judge_generation).images_first
+
+
 def test_spatial_config_is_the_measured_layout_run():
   # README: R_spa alone, spatial prompts, chain loss, 120 steps, exact rewards at beta 0.03; args still win.
   config = shapes_spatial.get_config()
