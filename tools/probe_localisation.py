@@ -3,6 +3,7 @@
   python tools/probe_localisation.py                                   # the shipped judge's config
   python tools/probe_localisation.py --config.judge.model.lm.rope_theta=10 --steps 1500
   python tools/probe_localisation.py --axis row --max_filler 8 --config.judge.images_first=false
+  python tools/probe_localisation.py --distractors 2      # name the target among three squares
 
 A fresh model of config.judge.model (configs/shapes_pretrain.py unless --config says otherwise)
 learns which column (or row) of its LM token grid holds one square. Every --log_every steps it
@@ -26,6 +27,8 @@ _CONFIG = config_flags.DEFINE_config_file("config", os.path.join(_ROOT, "configs
 _STEPS = flags.DEFINE_integer("steps", 1500, "Training steps.")
 _AXIS = flags.DEFINE_enum("axis", "column", list(localisation_probe.AXES), "What the question asks.")
 _SEED = flags.DEFINE_integer("seed", 0, "Init and data seed.")
+_DISTRACTORS = flags.DEFINE_integer("distractors", 0, "Other squares in each image; the question then names "
+                                    "the target's colour.")
 _FILLER = flags.DEFINE_integer("max_filler", 0, "Questions get 0..N filler sentences, so the answer's distance to "
                                "the image varies as a judge's does.")
 _LOG_EVERY = flags.DEFINE_integer("log_every", 50, "Steps per printed row.")
@@ -38,11 +41,12 @@ def main(argv):
   judge = _CONFIG.value.judge
   print(f"Localisation probe ({_AXIS.value}), judge model: LM rope_theta {judge.model.lm.rope_theta}, "
         f"mrope_section {tuple(judge.model.lm.mrope_section)}, image {judge.image_size} px, "
-        f"0..{_FILLER.value} filler sentences, the image {'before' if judge.images_first else 'after'} the question")
+        f"0..{_FILLER.value} filler sentences, {_DISTRACTORS.value} distractors, "
+        f"the image {'before' if judge.images_first else 'after'} the question")
   print("| step | loss (digit) | accuracy | chance: loss / accuracy |\n|---|---|---|---|")
   rows = localisation_probe.run_probe(
       judge, _STEPS.value, axis=_AXIS.value, seed=_SEED.value, log_every=_LOG_EVERY.value,
-      max_filler=_FILLER.value,
+      max_filler=_FILLER.value, distractors=_DISTRACTORS.value,
       on_log=lambda r: print(f"| {r['step']} | {r['loss']:.3f} | {r['acc']:.3f} | "
                              f"{r['chance_loss']:.3f} / {r['chance_acc']:.3f} |", flush=True))
   last = rows[-1]
@@ -52,7 +56,8 @@ def main(argv):
   if _OUT.value:
     os.makedirs(_OUT.value, exist_ok=True)
     with open(os.path.join(_OUT.value, "probe.json"), "w") as f:
-      json.dump(dict(rows=rows, axis=_AXIS.value, max_filler=_FILLER.value, config=judge.model.to_dict()), f, indent=2)
+      json.dump(dict(rows=rows, axis=_AXIS.value, max_filler=_FILLER.value, distractors=_DISTRACTORS.value,
+                     config=judge.model.to_dict()), f, indent=2)
 
 
 if __name__ == "__main__":

@@ -3,12 +3,13 @@
 Owns one small supervised task and the loop that trains it. The image is light grey with one
 filled square of a random colour and size at a random place; the question asks which column (or
 row) of the judge's LM token grid holds the square's centre; the answer is that index, one digit.
-It holds what grounding needs (find the object, read where it is) and nothing else: no names, no
-other objects, no coordinates to spell. A fresh model of the judge's config (config.judge of
-configs/shapes_pretrain.py) learns it with the judge's loss (pretrain/judge_train.py), scored on
-the digit only, and the loop reports that loss and the digit's accuracy beside chance (the entropy
-of the answers, and the most common answer's share). A config that cannot learn this cannot ground
-boxes, whatever its data. tools/probe_localisation.py runs it.
+It holds what grounding needs (find the object, read where it is) and nothing else: no coordinates
+to spell, and other objects and a name only when asked for (`distractors`). A fresh model of the
+judge's config (config.judge of configs/shapes_pretrain.py) learns it with the judge's loss
+(pretrain/judge_train.py), scored on the digit only, and the loop reports that loss and the
+digit's accuracy beside chance (the entropy of the answers, and the most common answer's share).
+A config that cannot learn this cannot ground boxes, whatever its data.
+tools/probe_localisation.py runs it.
 """
 from __future__ import annotations
 
@@ -31,31 +32,51 @@ from gotr1_jax.sampling.qwen_vl import QwenVLGenerator
 
 AXES = ("column", "row")
 BACKGROUND = 230
-COLOURS = ((220, 30, 30), (30, 30, 220), (30, 170, 30), (200, 160, 0), (150, 40, 170))
-
-
+COLOURS = {"red": (220, 30, 30), "blue": (30, 30, 220), "green": (30, 170, 30), "yellow": (200, 160, 0),
+           "purple": (150, 40, 170)}
 FILLER = " Look closely."
 
 
-def question(axis: str, filler: int = 0) -> str:
+def question(axis: str, filler: int = 0, colour: str = "") -> str:
   """The probe's question, with `filler` sentences that say nothing, which move the answer further
-  from the image (a judge's questions differ in length, so its answer's distance to the image does)."""
-  return f"Which {axis} of the image holds the square?{FILLER * filler} Answer one digit."
+  from the image (a judge's questions differ in length, so its answer's distance to the image does),
+  and with the square's colour named when other squares are about."""
+  square = f"the {colour} square" if colour else "the square"
+  return f"Which {axis} of the image holds {square}?{FILLER * filler} Answer one digit."
 
 
-def probe_example(rng: np.random.Generator, image_size: int, cell: int, axis: str,
-                  max_filler: int = 0) -> tuple[JudgeExample, int]:
-  """One image and question (0..max_filler filler sentences); returns the example and its answer as an
-  int (the `axis` index of the cell x cell block holding the square's centre)."""
-  if axis not in AXES:
-    raise ValueError(f"axis={axis!r} must be one of {AXES}.")
-  image = np.full((image_size, image_size, 3), BACKGROUND, np.uint8)
+def _square(rng: np.random.Generator, image_size: int, cell: int) -> tuple[int, int, int]:
   side = int(rng.integers(cell * 3 // 4, 2 * cell))
   x, y = (int(v) for v in rng.integers(0, image_size - side + 1, 2))
-  image[y:y + side, x:x + side] = COLOURS[int(rng.integers(len(COLOURS)))]
+  return x, y, side
+
+
+def probe_example(rng: np.random.Generator, image_size: int, cell: int, axis: str, max_filler: int = 0,
+                  distractors: int = 0) -> tuple[JudgeExample, int]:
+  """One image and question (0..max_filler filler sentences); returns the example and its answer as an
+  int (the `axis` index of the cell x cell block holding the square's centre). With distractors,
+  that many squares of other colours are drawn first and the question names the target's colour,
+  as a judge's grounding question names one of several objects."""
+  if axis not in AXES:
+    raise ValueError(f"axis={axis!r} must be one of {AXES}.")
+  if not 0 <= distractors < len(COLOURS):
+    raise ValueError(f"distractors={distractors} must be in [0, {len(COLOURS) - 1}] (one colour per square).")
+  image = np.full((image_size, image_size, 3), BACKGROUND, np.uint8)
+  names = list(COLOURS)
+  if distractors:
+    picked = [names[int(i)] for i in rng.choice(len(names), distractors + 1, replace=False)]
+    for name in picked[1:]:
+      x, y, side = _square(rng, image_size, cell)
+      image[y:y + side, x:x + side] = COLOURS[name]
+    colour = picked[0]
+  x, y, side = _square(rng, image_size, cell)
+  if not distractors:
+    colour = names[int(rng.integers(len(names)))]
+  image[y:y + side, x:x + side] = COLOURS[colour]
   index = ((x if axis == "column" else y) + side // 2) // cell
   filler = int(rng.integers(max_filler + 1)) if max_filler else 0
-  return JudgeExample("probe", question(axis, filler), image, str(index)), index
+  text = question(axis, filler, colour if distractors else "")
+  return JudgeExample("probe", text, image, str(index)), index
 
 
 def chance(answers: np.ndarray, cells: int) -> tuple[float, float]:
@@ -65,9 +86,11 @@ def chance(answers: np.ndarray, cells: int) -> tuple[float, float]:
   return float(-sum(q * math.log(q) for q in p if q > 0)), float(p.max())
 
 
-def probe_tokenizer(axis: str, images_first: bool = True):
-  """A tokenizer for the probe's texts only (the probe trains from scratch, so it needs no other)."""
-  texts = [render_chat(None, question(axis), 1, images_first) + str(d) + IM_END for d in range(10)] * 2
+def probe_tokenizer(axis: str, images_first: bool = True, named: bool = False):
+  """A tokenizer for the probe's texts only (the probe trains from scratch, so it needs no other);
+  `named`: also the questions that name a colour (with distractors)."""
+  questions = [question(axis, 0, c) for c in COLOURS] if named else [question(axis)]
+  texts = [render_chat(None, q, 1, images_first) + str(d) + IM_END for q in questions for d in range(10)] * 2
   return build_qwen_tokenizer(texts, vocab_size=300)
 
 
@@ -79,12 +102,14 @@ def _answer_only(weight: np.ndarray) -> np.ndarray:
 
 
 def run_probe(judge: ConfigDict, steps: int, axis: str = "column", seed: int = 0, log_every: int = 50,
-              max_filler: int = 0, on_log: Optional[Callable[[dict], None]] = None) -> list[dict]:
+              max_filler: int = 0, distractors: int = 0,
+              on_log: Optional[Callable[[dict], None]] = None) -> list[dict]:
   """Trains a fresh model of `judge.model` (at judge.image_size, batch judge.batch_size, judge.optimizer)
-  on the probe for `steps` steps, questions with 0..max_filler filler sentences. Returns one row per
+  on the probe for `steps` steps, questions with 0..max_filler filler sentences, images with
+  `distractors` other squares. Returns one row per
   `log_every` steps: step, loss and accuracy of the digit averaged over those steps, and
   chance_loss / chance_acc over the same examples."""
-  tokenizer = probe_tokenizer(axis, bool(judge.get("images_first", True)))
+  tokenizer = probe_tokenizer(axis, bool(judge.get("images_first", True)), named=distractors > 0)
   model_cfg = judge_model_config(judge, len(tokenizer))
   model = QwenVL(model_cfg)
   size = int(judge.image_size)
@@ -100,7 +125,7 @@ def run_probe(judge: ConfigDict, steps: int, axis: str = "column", seed: int = 0
   rng = np.random.default_rng(seed)
   rows, losses, accs, answers = [], [], [], []
   for step in range(steps):
-    drawn = [probe_example(rng, size, cell, axis, max_filler) for _ in range(int(judge.batch_size))]
+    drawn = [probe_example(rng, size, cell, axis, max_filler, distractors) for _ in range(int(judge.batch_size))]
     batch = judge_batch(generator, [e for e, _ in drawn], tuple(judge.length_buckets), int(judge.patch_bucket))
     batch["loss_weight"] = _answer_only(batch["loss_weight"])
     state, metrics = step_fn(state, batch)

@@ -64,3 +64,23 @@ def test_filler_moves_the_answer_away_from_the_image_and_changes_nothing_else():
     lengths.add(example.text.count(lp.FILLER))
     assert example.text.replace(lp.FILLER, "") == plain.text and example.answer == str(i)
   assert lengths == {0, 1, 2, 3}
+
+
+def test_distractors_are_other_colours_and_the_question_names_the_target():
+  rng = np.random.default_rng(5)
+  for _ in range(50):
+    example, index = lp.probe_example(rng, 56, 8, "row", distractors=2)
+    colour = next(c for c in lp.COLOURS if f"the {c} square" in example.text)
+    ys, xs = np.nonzero((example.image == lp.COLOURS[colour]).all(-1))
+    # the target is drawn last, so it is a whole square, and the answer is its centre's row
+    assert (ys.max() - ys.min()) == (xs.max() - xs.min()) and len(ys) == (ys.max() - ys.min() + 1) ** 2
+    assert index == (ys.min() + ys.max() + 1) // 2 // 8
+    others = {tuple(p) for p in example.image.reshape(-1, 3).tolist()} - {(lp.BACKGROUND,) * 3, lp.COLOURS[colour]}
+    assert len(others) <= 2 and others <= set(lp.COLOURS.values())
+  with pytest.raises(ValueError, match="one colour per square"):
+    lp.probe_example(rng, 56, 8, "row", distractors=len(lp.COLOURS))
+  # without distractors the stream is the one the README's rows were measured on
+  rng = np.random.default_rng(0)
+  plain = [lp.probe_example(rng, 56, 8, "column") for _ in range(8)]
+  assert [i for _, i in plain] == [4, 0, 5, 4, 3, 5, 5, 4]
+  assert plain[0][0].text == lp.question("column") == "Which column of the image holds the square? Answer one digit."
