@@ -106,10 +106,10 @@ def run_probe(judge: ConfigDict, steps: int, axis: str = "column", seed: int = 0
               on_log: Optional[Callable[[dict], None]] = None) -> list[dict]:
   """Trains a fresh model of `judge.model` (at judge.image_size, batch judge.batch_size, judge.optimizer)
   on the probe for `steps` steps, questions with 0..max_filler filler sentences, images with
-  `distractors` other squares. Returns one row per
-  `log_every` steps: step, loss and accuracy of the digit averaged over those steps, and
-  chance_loss / chance_acc over the same examples."""
-  tokenizer = probe_tokenizer(axis, bool(judge.get("images_first", True)), named=distractors > 0)
+  `distractors` other squares. Returns one row per `log_every` steps: step, loss and accuracy of
+  the digit averaged over those steps, and chance_loss / chance_acc over the same examples."""
+  gen_cfg = generation_config(judge)
+  tokenizer = probe_tokenizer(axis, gen_cfg.images_first, named=distractors > 0)
   model_cfg = judge_model_config(judge, len(tokenizer))
   model = QwenVL(model_cfg)
   size = int(judge.image_size)
@@ -117,7 +117,7 @@ def run_probe(judge: ConfigDict, steps: int, axis: str = "column", seed: int = 0
   if size % cell or size // cell > 10:
     raise ValueError(f"judge.image_size={size} must be a multiple of the LM token's {cell} px and at most "
                      f"{10 * cell} px (the answer is one digit).")
-  generator = QwenVLGenerator(model, None, tokenizer, generation_config(judge),
+  generator = QwenVLGenerator(model, None, tokenizer, gen_cfg,
                               QwenImageConfig(min_pixels=size * size, max_pixels=size * size))
   params = nn.unbox(init_qwen_vl(model_cfg, jax.random.key(seed)))
   state = TrainState.create(apply_fn=model.apply, params=params, tx=make_optimizer(judge.optimizer, steps))

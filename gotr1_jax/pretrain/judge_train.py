@@ -116,10 +116,10 @@ def build_judge_tokenizer(specs: Sequence[PromptSpec], c: ConfigDict, reward: Co
   """A BPE over rendered chat prompts and answers of sampled judge examples (no expanded pads)."""
   texts = []
   stream = example_stream(specs, 12345, c, reward, world)
+  images_first = generation_config(c).images_first
   for step in range(c.tokenizer_steps):
     for e in stream(step):
-      texts.append(render_chat(None, e.text, 0 if e.image is None else 1, c.get("images_first", True))
-                   + e.answer + IM_END)
+      texts.append(render_chat(None, e.text, 0 if e.image is None else 1, images_first) + e.answer + IM_END)
   return build_qwen_tokenizer(texts, vocab_size=int(c.vocab_size))
 
 
