@@ -8,7 +8,7 @@
 A fresh model of config.judge.model (configs/shapes_pretrain.py unless --config says otherwise)
 learns which column (or row) of its LM token grid holds one square. Every --log_every steps it
 prints the digit's loss and accuracy beside chance; a model that stays at chance cannot localise.
-About 0.3 s a step on 2 CPU cores at the shipped judge's size.
+0.5–1 s a step at the shipped judge's size on a 2-core CPU shared with other runs (1,500 steps: 12–26 min).
 """
 import json
 import logging
