@@ -4,6 +4,7 @@
   python tools/probe_localisation.py --config.judge.model.lm.rope_theta=10 --steps 1500
   python tools/probe_localisation.py --axis row --max_filler 8 --config.judge.images_first=false
   python tools/probe_localisation.py --distractors 2      # name the target among three squares
+  python tools/probe_localisation.py --distractors 2 --schedule staged   # 0, then 1, then 2 distractors
 
 A fresh model of config.judge.model (configs/shapes_pretrain.py unless --config says otherwise)
 learns which column (or row) of its LM token grid holds one square. Every --log_every steps it
@@ -29,6 +30,9 @@ _AXIS = flags.DEFINE_enum("axis", "column", list(localisation_probe.AXES), "What
 _SEED = flags.DEFINE_integer("seed", 0, "Init and data seed.")
 _DISTRACTORS = flags.DEFINE_integer("distractors", 0, "Other squares in each image; the question then names "
                                     "the target's colour.")
+_SCHEDULE = flags.DEFINE_enum("schedule", "fixed", list(localisation_probe.SCHEDULES),
+                              "Distractors per batch: always --distractors (fixed), drawn from 0..N (mixed), or "
+                              "0, 1, .., N in equal stages over the run (staged).")
 _FILLER = flags.DEFINE_integer("max_filler", 0, "Questions get 0..N filler sentences, so the answer's distance to "
                                "the image varies as a judge's does.")
 _LOG_EVERY = flags.DEFINE_integer("log_every", 50, "Steps per printed row.")
@@ -41,23 +45,25 @@ def main(argv):
   judge = _CONFIG.value.judge
   print(f"Localisation probe ({_AXIS.value}), judge model: LM rope_theta {judge.model.lm.rope_theta}, "
         f"mrope_section {tuple(judge.model.lm.mrope_section)}, image {judge.image_size} px, "
-        f"0..{_FILLER.value} filler sentences, {_DISTRACTORS.value} distractors, "
+        f"0..{_FILLER.value} filler sentences, {_DISTRACTORS.value} distractors ({_SCHEDULE.value}), "
         f"the image {'before' if judge.images_first else 'after'} the question")
-  print("| step | loss (digit) | accuracy | chance: loss / accuracy |\n|---|---|---|---|")
+  print("| step | loss (digit) | accuracy | accuracy with the most distractors | chance: loss / accuracy |\n"
+        "|---|---|---|---|---|")
   rows = localisation_probe.run_probe(
       judge, _STEPS.value, axis=_AXIS.value, seed=_SEED.value, log_every=_LOG_EVERY.value,
-      max_filler=_FILLER.value, distractors=_DISTRACTORS.value,
+      max_filler=_FILLER.value, distractors=_DISTRACTORS.value, schedule=_SCHEDULE.value,
       on_log=lambda r: print(f"| {r['step']} | {r['loss']:.3f} | {r['acc']:.3f} | "
+                             f"{'-' if r['acc_most'] is None else format(r['acc_most'], '.3f')} | "
                              f"{r['chance_loss']:.3f} / {r['chance_acc']:.3f} |", flush=True))
   last = rows[-1]
-  learned = last["acc"] >= 0.9
-  print(f"\n{'Learned' if learned else 'Did not learn'} to localise: accuracy {last['acc']:.3f} over the last "
-        f"{_LOG_EVERY.value} steps (chance {last['chance_acc']:.3f}).")
+  final = last["acc"] if last["acc_most"] is None else last["acc_most"]
+  print(f"\n{'Learned' if final >= 0.9 else 'Did not learn'} to localise: accuracy {final:.3f} over the last "
+        f"{_LOG_EVERY.value} steps' batches with {_DISTRACTORS.value} distractors (chance {last['chance_acc']:.3f}).")
   if _OUT.value:
     os.makedirs(_OUT.value, exist_ok=True)
     with open(os.path.join(_OUT.value, "probe.json"), "w") as f:
       json.dump(dict(rows=rows, axis=_AXIS.value, max_filler=_FILLER.value, distractors=_DISTRACTORS.value,
-                     config=judge.model.to_dict()), f, indent=2)
+                     schedule=_SCHEDULE.value, config=judge.model.to_dict()), f, indent=2)
 
 
 if __name__ == "__main__":

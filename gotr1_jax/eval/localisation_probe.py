@@ -4,7 +4,8 @@ Owns one small supervised task and the loop that trains it. The image is light g
 filled square of a random colour and size at a random place; the question asks which column (or
 row) of the judge's LM token grid holds the square's centre; the answer is that index, one digit.
 It holds what grounding needs (find the object, read where it is) and nothing else: no coordinates
-to spell, and other objects and a name only when asked for (`distractors`). A fresh model of the
+to spell, and other objects and a name only when asked for (`distractors`, all at once or in a
+curriculum: `schedule`). A fresh model of the
 judge's config (config.judge of configs/shapes_pretrain.py) learns it with the judge's loss
 (pretrain/judge_train.py), scored on the digit only, and the loop reports that loss and the
 digit's accuracy beside chance (the entropy of the answers, and the most common answer's share).
@@ -31,6 +32,9 @@ from gotr1_jax.rl.optimizer import make_optimizer
 from gotr1_jax.sampling.qwen_vl import QwenVLGenerator
 
 AXES = ("column", "row")
+# How many distractors a batch gets: always the most; a uniform draw from 0..most per batch; or
+# 0, 1, .., most in equal stages over the run (a curriculum: place first, then names).
+SCHEDULES = ("fixed", "mixed", "staged")
 BACKGROUND = 230
 COLOURS = {"red": (220, 30, 30), "blue": (30, 30, 220), "green": (30, 170, 30), "yellow": (200, 160, 0),
            "purple": (150, 40, 170)}
@@ -52,11 +56,11 @@ def _square(rng: np.random.Generator, image_size: int, cell: int) -> tuple[int, 
 
 
 def probe_example(rng: np.random.Generator, image_size: int, cell: int, axis: str, max_filler: int = 0,
-                  distractors: int = 0) -> tuple[JudgeExample, int]:
+                  distractors: int = 0, named: bool = False) -> tuple[JudgeExample, int]:
   """One image and question (0..max_filler filler sentences); returns the example and its answer as an
   int (the `axis` index of the cell x cell block holding the square's centre). With distractors,
   that many squares of other colours are drawn first and the question names the target's colour,
-  as a judge's grounding question names one of several objects."""
+  as a judge's grounding question names one of several objects; `named` names it without any."""
   if axis not in AXES:
     raise ValueError(f"axis={axis!r} must be one of {AXES}.")
   if not 0 <= distractors < len(COLOURS):
@@ -75,7 +79,7 @@ def probe_example(rng: np.random.Generator, image_size: int, cell: int, axis: st
   image[y:y + side, x:x + side] = COLOURS[colour]
   index = ((x if axis == "column" else y) + side // 2) // cell
   filler = int(rng.integers(max_filler + 1)) if max_filler else 0
-  text = question(axis, filler, colour if distractors else "")
+  text = question(axis, filler, colour if distractors or named else "")
   return JudgeExample("probe", text, image, str(index)), index
 
 
@@ -101,13 +105,28 @@ def _answer_only(weight: np.ndarray) -> np.ndarray:
   return out
 
 
+def distractor_count(schedule: str, most: int, step: int, steps: int, rng: np.random.Generator) -> int:
+  """Distractors in the batch of `step` (0-based) of `steps` under `schedule` (SCHEDULES)."""
+  if schedule == "fixed":
+    return most
+  if schedule == "mixed":
+    return int(rng.integers(most + 1))
+  if schedule == "staged":
+    return min(most, step * (most + 1) // steps)
+  raise ValueError(f"schedule={schedule!r} must be one of {SCHEDULES}.")
+
+
 def run_probe(judge: ConfigDict, steps: int, axis: str = "column", seed: int = 0, log_every: int = 50,
-              max_filler: int = 0, distractors: int = 0,
+              max_filler: int = 0, distractors: int = 0, schedule: str = "fixed",
               on_log: Optional[Callable[[dict], None]] = None) -> list[dict]:
   """Trains a fresh model of `judge.model` (at judge.image_size, batch judge.batch_size, judge.optimizer)
-  on the probe for `steps` steps, questions with 0..max_filler filler sentences, images with
-  `distractors` other squares. Returns one row per `log_every` steps: step, loss and accuracy of
-  the digit averaged over those steps, and chance_loss / chance_acc over the same examples."""
+  on the probe for `steps` steps, questions with 0..max_filler filler sentences, images with up to
+  `distractors` other squares per batch as `schedule` says (the question names the target's colour
+  whenever distractors > 0). Returns one row per `log_every` steps: step, loss and accuracy of the
+  digit averaged over those steps, acc_most (accuracy over those steps' batches with the most
+  distractors; None if none had), and chance_loss / chance_acc over the same examples."""
+  if schedule not in SCHEDULES:
+    raise ValueError(f"schedule={schedule!r} must be one of {SCHEDULES}.")
   gen_cfg = generation_config(judge)
   tokenizer = probe_tokenizer(axis, gen_cfg.images_first, named=distractors > 0)
   model_cfg = judge_model_config(judge, len(tokenizer))
@@ -123,21 +142,27 @@ def run_probe(judge: ConfigDict, steps: int, axis: str = "column", seed: int = 0
   state = TrainState.create(apply_fn=model.apply, params=params, tx=make_optimizer(judge.optimizer, steps))
   step_fn = jax.jit(make_judge_train_step(model), donate_argnums=0)
   rng = np.random.default_rng(seed)
-  rows, losses, accs, answers = [], [], [], []
+  rows, losses, accs, accs_most, answers = [], [], [], [], []
   for step in range(steps):
-    drawn = [probe_example(rng, size, cell, axis, max_filler, distractors) for _ in range(int(judge.batch_size))]
+    count = distractor_count(schedule, distractors, step, steps, rng)
+    drawn = [probe_example(rng, size, cell, axis, max_filler, count, named=distractors > 0)
+             for _ in range(int(judge.batch_size))]
     batch = judge_batch(generator, [e for e, _ in drawn], tuple(judge.length_buckets), int(judge.patch_bucket))
     batch["loss_weight"] = _answer_only(batch["loss_weight"])
     state, metrics = step_fn(state, batch)
     losses.append(metrics["loss/loss"])
     accs.append(metrics["train/answer_token_acc"])
+    if count == distractors:
+      accs_most.append(metrics["train/answer_token_acc"])
     answers += [a for _, a in drawn]
     if (step + 1) % log_every == 0 or step + 1 == steps:
       entropy, top = chance(np.array(answers), size // cell)
       row = dict(step=step + 1, loss=float(np.mean(jax.device_get(losses))),
-                 acc=float(np.mean(jax.device_get(accs))), chance_loss=entropy, chance_acc=top)
+                 acc=float(np.mean(jax.device_get(accs))),
+                 acc_most=float(np.mean(jax.device_get(accs_most))) if accs_most else None,
+                 chance_loss=entropy, chance_acc=top)
       rows.append(row)
       if on_log is not None:
         on_log(row)
-      losses, accs, answers = [], [], []
+      losses, accs, accs_most, answers = [], [], [], []
   return rows

@@ -84,3 +84,33 @@ def test_distractors_are_other_colours_and_the_question_names_the_target():
   plain = [lp.probe_example(rng, 56, 8, "column") for _ in range(8)]
   assert [i for _, i in plain] == [4, 0, 5, 4, 3, 5, 5, 4]
   assert plain[0][0].text == lp.question("column") == "Which column of the image holds the square? Answer one digit."
+
+
+def test_schedules_give_the_distractors_per_batch():
+  rng = np.random.default_rng(0)
+  assert [lp.distractor_count("fixed", 2, s, 9, rng) for s in range(9)] == [2] * 9
+  assert [lp.distractor_count("staged", 2, s, 9, rng) for s in range(9)] == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+  mixed = [lp.distractor_count("mixed", 2, s, 300, rng) for s in range(300)]
+  assert set(mixed) == {0, 1, 2} and all(80 < mixed.count(n) < 120 for n in (0, 1, 2))
+  with pytest.raises(ValueError, match="staged"):
+    lp.distractor_count("random", 2, 0, 9, rng)
+
+
+def test_named_question_without_distractors_names_the_only_square():
+  example, _ = lp.probe_example(np.random.default_rng(1), 56, 8, "column", named=True)
+  colour = next(c for c in lp.COLOURS if f"the {c} square" in example.text)
+  assert ((example.image == lp.COLOURS[colour]).all(-1)).any()
+  assert {tuple(p) for p in example.image.reshape(-1, 3).tolist()} == {(lp.BACKGROUND,) * 3, lp.COLOURS[colour]}
+
+
+def test_staged_run_reports_accuracy_with_the_most_distractors_once_they_come():
+  judge = get_config().judge
+  judge.model.lm.update(hidden_size=32, intermediate_size=64, num_layers=1, num_heads=2, num_kv_heads=1)
+  judge.model.vision.update(depth=2, hidden_size=16, intermediate_size=32, num_heads=2, fullatt_block_indexes=(1,),
+                            out_hidden_size=32)
+  judge.batch_size = 2
+  rows = lp.run_probe(judge, 4, log_every=2, distractors=1, schedule="staged")
+  # steps 1-2 have no distractor, steps 3-4 one; each row's acc_most is over its own batches only
+  assert rows[0]["acc_most"] is None and rows[1]["acc_most"] in (0.0, 0.25, 0.5, 0.75, 1.0)
+  with pytest.raises(ValueError, match="mixed"):
+    lp.run_probe(judge, 1, distractors=1, schedule="curriculum")
