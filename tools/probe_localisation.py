@@ -33,6 +33,8 @@ _DISTRACTORS = flags.DEFINE_integer("distractors", 0, "Other squares in each ima
 _SCHEDULE = flags.DEFINE_enum("schedule", "fixed", list(localisation_probe.SCHEDULES),
                               "Distractors per batch: always --distractors (fixed), drawn from 0..N (mixed), or "
                               "0, 1, .., N in equal stages over the run (staged).")
+_VOCAB = flags.DEFINE_integer("vocab_size", 400, "The probe tokenizer's vocabulary: 400 makes every word one token, "
+                              "as the judge's tokenizer does; 300 spells most words in characters.")
 _FILLER = flags.DEFINE_integer("max_filler", 0, "Questions get 0..N filler sentences, so the answer's distance to "
                                "the image varies as a judge's does.")
 _LOG_EVERY = flags.DEFINE_integer("log_every", 50, "Steps per printed row.")
@@ -52,7 +54,7 @@ def main(argv):
   rows = localisation_probe.run_probe(
       judge, _STEPS.value, axis=_AXIS.value, seed=_SEED.value, log_every=_LOG_EVERY.value,
       max_filler=_FILLER.value, distractors=_DISTRACTORS.value, schedule=_SCHEDULE.value,
-      on_log=lambda r: print(f"| {r['step']} | {r['loss']:.3f} | {r['acc']:.3f} | "
+      vocab_size=_VOCAB.value, on_log=lambda r: print(f"| {r['step']} | {r['loss']:.3f} | {r['acc']:.3f} | "
                              f"{'-' if r['acc_most'] is None else format(r['acc_most'], '.3f')} | "
                              f"{r['chance_loss']:.3f} / {r['chance_acc']:.3f} |", flush=True))
   last = rows[-1]
@@ -63,7 +65,7 @@ def main(argv):
     os.makedirs(_OUT.value, exist_ok=True)
     with open(os.path.join(_OUT.value, "probe.json"), "w") as f:
       json.dump(dict(rows=rows, axis=_AXIS.value, max_filler=_FILLER.value, distractors=_DISTRACTORS.value,
-                     schedule=_SCHEDULE.value, config=judge.model.to_dict()), f, indent=2)
+                     schedule=_SCHEDULE.value, vocab_size=_VOCAB.value, config=judge.model.to_dict()), f, indent=2)
 
 
 if __name__ == "__main__":

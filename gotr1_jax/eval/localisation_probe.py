@@ -90,12 +90,14 @@ def chance(answers: np.ndarray, cells: int) -> tuple[float, float]:
   return float(-sum(q * math.log(q) for q in p if q > 0)), float(p.max())
 
 
-def probe_tokenizer(axis: str, images_first: bool = True, named: bool = False):
+def probe_tokenizer(axis: str, images_first: bool = True, named: bool = False, vocab_size: int = 400):
   """A tokenizer for the probe's texts only (the probe trains from scratch, so it needs no other);
-  `named`: also the questions that name a colour (with distractors)."""
+  `named`: also the questions that name a colour (with distractors). At the default 400 every word
+  is one token, as in the judge's tokenizer (" red", " square"); at 300 most words are spelled in
+  characters, so naming the target's colour also asks the model to read it from its letters."""
   questions = [question(axis, 0, c) for c in COLOURS] if named else [question(axis)]
   texts = [render_chat(None, q, 1, images_first) + str(d) + IM_END for q in questions for d in range(10)] * 2
-  return build_qwen_tokenizer(texts, vocab_size=300)
+  return build_qwen_tokenizer(texts, vocab_size=vocab_size)
 
 
 def _answer_only(weight: np.ndarray) -> np.ndarray:
@@ -117,18 +119,19 @@ def distractor_count(schedule: str, most: int, step: int, steps: int, rng: np.ra
 
 
 def run_probe(judge: ConfigDict, steps: int, axis: str = "column", seed: int = 0, log_every: int = 50,
-              max_filler: int = 0, distractors: int = 0, schedule: str = "fixed",
+              max_filler: int = 0, distractors: int = 0, schedule: str = "fixed", vocab_size: int = 400,
               on_log: Optional[Callable[[dict], None]] = None) -> list[dict]:
   """Trains a fresh model of `judge.model` (at judge.image_size, batch judge.batch_size, judge.optimizer)
   on the probe for `steps` steps, questions with 0..max_filler filler sentences, images with up to
   `distractors` other squares per batch as `schedule` says (the question names the target's colour
-  whenever distractors > 0). Returns one row per `log_every` steps: step, loss and accuracy of the
-  digit averaged over those steps, acc_most (accuracy over those steps' batches with the most
-  distractors; None if none had), and chance_loss / chance_acc over the same examples."""
+  whenever distractors > 0), texts in probe_tokenizer(vocab_size)'s tokens. Returns one row per
+  `log_every` steps: step, loss and accuracy of the digit averaged over those steps, acc_most
+  (accuracy over those steps' batches with the most distractors; None if none had), and chance_loss /
+  chance_acc over the same examples."""
   if schedule not in SCHEDULES:
     raise ValueError(f"schedule={schedule!r} must be one of {SCHEDULES}.")
   gen_cfg = generation_config(judge)
-  tokenizer = probe_tokenizer(axis, gen_cfg.images_first, named=distractors > 0)
+  tokenizer = probe_tokenizer(axis, gen_cfg.images_first, named=distractors > 0, vocab_size=vocab_size)
   model_cfg = judge_model_config(judge, len(tokenizer))
   model = QwenVL(model_cfg)
   size = int(judge.image_size)

@@ -114,3 +114,12 @@ def test_staged_run_reports_accuracy_with_the_most_distractors_once_they_come():
   assert rows[0]["acc_most"] is None and rows[1]["acc_most"] in (0.0, 0.25, 0.5, 0.75, 1.0)
   with pytest.raises(ValueError, match="mixed"):
     lp.run_probe(judge, 1, distractors=1, schedule="curriculum")
+
+
+def test_the_default_tokenizer_has_a_token_per_colour_word_as_the_judges_does():
+  from gotr1_jax.data.qwen_chat import render_chat
+  for vocab, whole in ((400, True), (300, False)):
+    tokenizer = lp.probe_tokenizer("column", images_first=False, named=True, vocab_size=vocab)
+    for colour in lp.COLOURS:
+      ids = tokenizer(render_chat(None, lp.question("column", 0, colour), 1, False))["input_ids"]
+      assert (f" {colour}" in [tokenizer.decode([i]) for i in ids]) == whole
