@@ -37,12 +37,18 @@ def test_bad_axis_names_the_choices():
     lp.probe_example(np.random.default_rng(0), 56, 8, "diagonal")
 
 
-def test_short_run_scores_the_digit_only():
+def _tiny_judge(batch_size: int):
+  """The shipped judge config with a model small enough to train a few steps in seconds."""
   judge = get_config().judge
   judge.model.lm.update(hidden_size=32, intermediate_size=64, num_layers=1, num_heads=2, num_kv_heads=1)
   judge.model.vision.update(depth=2, hidden_size=16, intermediate_size=32, num_heads=2, fullatt_block_indexes=(1,),
                             out_hidden_size=32)
-  judge.batch_size = 4
+  judge.batch_size = batch_size
+  return judge
+
+
+def test_short_run_scores_the_digit_only():
+  judge = _tiny_judge(batch_size=4)
   logged = []
   rows = lp.run_probe(judge, 2, log_every=1, on_log=logged.append)
   assert rows == logged and [r["step"] for r in rows] == [1, 2]
@@ -104,11 +110,7 @@ def test_named_question_without_distractors_names_the_only_square():
 
 
 def test_staged_run_reports_accuracy_with_the_most_distractors_once_they_come():
-  judge = get_config().judge
-  judge.model.lm.update(hidden_size=32, intermediate_size=64, num_layers=1, num_heads=2, num_kv_heads=1)
-  judge.model.vision.update(depth=2, hidden_size=16, intermediate_size=32, num_heads=2, fullatt_block_indexes=(1,),
-                            out_hidden_size=32)
-  judge.batch_size = 2
+  judge = _tiny_judge(batch_size=2)
   rows = lp.run_probe(judge, 4, log_every=2, distractors=1, schedule="staged")
   # steps 1-2 have no distractor, steps 3-4 one; each row's acc_most is over its own batches only
   assert rows[0]["acc_most"] is None and rows[1]["acc_most"] in (0.0, 0.25, 0.5, 0.75, 1.0)
