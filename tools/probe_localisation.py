@@ -41,6 +41,12 @@ _LOG_EVERY = flags.DEFINE_integer("log_every", 50, "Steps per printed row.")
 _OUT = flags.DEFINE_string("out", None, "Write probe.json (the rows) here too.")
 
 
+def _print_row(r: dict) -> None:
+  most = "-" if r["acc_most"] is None else f"{r['acc_most']:.3f}"
+  print(f"| {r['step']} | {r['loss']:.3f} | {r['acc']:.3f} | {most} | "
+        f"{r['chance_loss']:.3f} / {r['chance_acc']:.3f} |", flush=True)
+
+
 def main(argv):
   del argv
   logging.getLogger("absl").setLevel(logging.WARNING)
@@ -54,9 +60,7 @@ def main(argv):
   rows = localisation_probe.run_probe(
       judge, _STEPS.value, axis=_AXIS.value, seed=_SEED.value, log_every=_LOG_EVERY.value,
       max_filler=_FILLER.value, distractors=_DISTRACTORS.value, schedule=_SCHEDULE.value,
-      vocab_size=_VOCAB.value, on_log=lambda r: print(f"| {r['step']} | {r['loss']:.3f} | {r['acc']:.3f} | "
-                             f"{'-' if r['acc_most'] is None else format(r['acc_most'], '.3f')} | "
-                             f"{r['chance_loss']:.3f} / {r['chance_acc']:.3f} |", flush=True))
+      vocab_size=_VOCAB.value, on_log=_print_row)
   last = rows[-1]
   final = last["acc"] if last["acc_most"] is None else last["acc_most"]
   print(f"\n{'Learned' if final >= 0.9 else 'Did not learn'} to localise: accuracy {final:.3f} over the last "

@@ -5,12 +5,11 @@ filled square of a random colour and size at a random place; the question asks w
 row) of the judge's LM token grid holds the square's centre; the answer is that index, one digit.
 It holds what grounding needs (find the object, read where it is) and nothing else: no coordinates
 to spell, and other objects and a name only when asked for (`distractors`, all at once or in a
-curriculum: `schedule`). A fresh model of the
-judge's config (config.judge of configs/shapes_pretrain.py) learns it with the judge's loss
-(pretrain/judge_train.py), scored on the digit only, and the loop reports that loss and the
-digit's accuracy beside chance (the entropy of the answers, and the most common answer's share).
-A config that cannot learn this cannot ground boxes, whatever its data.
-tools/probe_localisation.py runs it.
+curriculum: `schedule`). A fresh model of the judge's config (config.judge of
+configs/shapes_pretrain.py) learns it with the judge's loss (pretrain/judge_train.py), scored on
+the digit only, and the loop reports that loss and the digit's accuracy beside chance (the entropy
+of the answers, and the most common answer's share). A config that cannot learn this cannot ground
+boxes, whatever its data. tools/probe_localisation.py runs it.
 """
 from __future__ import annotations
 
@@ -107,15 +106,19 @@ def _answer_only(weight: np.ndarray) -> np.ndarray:
   return out
 
 
+def check_schedule(schedule: str) -> None:
+  if schedule not in SCHEDULES:
+    raise ValueError(f"schedule={schedule!r} must be one of {SCHEDULES}.")
+
+
 def distractor_count(schedule: str, most: int, step: int, steps: int, rng: np.random.Generator) -> int:
   """Distractors in the batch of `step` (0-based) of `steps` under `schedule` (SCHEDULES)."""
+  check_schedule(schedule)
   if schedule == "fixed":
     return most
   if schedule == "mixed":
     return int(rng.integers(most + 1))
-  if schedule == "staged":
-    return min(most, step * (most + 1) // steps)
-  raise ValueError(f"schedule={schedule!r} must be one of {SCHEDULES}.")
+  return min(most, step * (most + 1) // steps)  # staged
 
 
 def run_probe(judge: ConfigDict, steps: int, axis: str = "column", seed: int = 0, log_every: int = 50,
@@ -128,8 +131,7 @@ def run_probe(judge: ConfigDict, steps: int, axis: str = "column", seed: int = 0
   `log_every` steps: step, loss and accuracy of the digit averaged over those steps, acc_most
   (accuracy over those steps' batches with the most distractors; None if none had), and chance_loss /
   chance_acc over the same examples."""
-  if schedule not in SCHEDULES:
-    raise ValueError(f"schedule={schedule!r} must be one of {SCHEDULES}.")
+  check_schedule(schedule)  # before anything is built or compiled
   gen_cfg = generation_config(judge)
   tokenizer = probe_tokenizer(axis, gen_cfg.images_first, named=distractors > 0, vocab_size=vocab_size)
   model_cfg = judge_model_config(judge, len(tokenizer))
