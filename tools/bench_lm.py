@@ -65,7 +65,9 @@ def main():
   torch.manual_seed(0)
   ref = transformers.LlamaForCausalLM(hf_cfg).eval().to(device=device, dtype=torch_dtype)
   cfg = lm_config_from_hf(hf_cfg, dtype=args.dtype, param_dtype=args.dtype)
-  params = jax.tree.map(jax.numpy.asarray, hf_lm_to_params(ref, cfg))
+  # Stored in the run's dtype, as the reference's are: fp32 weights cast at every matmul would double what
+  # bf16 decoding reads from memory.
+  params = jax.tree.map(lambda w: jax.numpy.asarray(w, dtype=args.dtype), hf_lm_to_params(ref, cfg))
   model = llm.DecoderLM(cfg)
 
   rng = np.random.default_rng(0)
