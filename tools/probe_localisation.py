@@ -5,10 +5,13 @@
   python tools/probe_localisation.py --axis row --max_filler 8 --config.judge.images_first=false
   python tools/probe_localisation.py --distractors 2      # name the target among three squares
   python tools/probe_localisation.py --distractors 2 --schedule staged   # 0, then 1, then 2 distractors
+  python tools/probe_localisation.py --axis present --distractors 1     # is a square of the named colour there?
 
 A fresh model of config.judge.model (configs/shapes_pretrain.py unless --config says otherwise)
-learns which column (or row) of its LM token grid holds one square. Every --log_every steps it
-prints the digit's loss and accuracy beside chance; a model that stays at chance cannot localise.
+learns which column (or row) of its LM token grid holds one square, or (--axis present) whether a
+square of the named colour is in the image. Every --log_every steps it prints the digit's loss and
+accuracy beside chance and beside a uniform pick among the squares (what a model scores that finds
+the squares but not the named one); a model that stays at chance cannot localise.
 0.5–1 s a step at the shipped judge's size on a 2-core CPU shared with other runs (1,500 steps: 12–26 min).
 """
 import json
@@ -42,8 +45,8 @@ _OUT = flags.DEFINE_string("out", None, "Write probe.json (the rows) here too.")
 
 
 def _print_row(r: dict) -> None:
-  most = "-" if r["acc_most"] is None else f"{r['acc_most']:.3f}"
-  print(f"| {r['step']} | {r['loss']:.3f} | {r['acc']:.3f} | {most} | "
+  most, pick = ("-" if r[k] is None else f"{r[k]:.3f}" for k in ("acc_most", "pick_most"))
+  print(f"| {r['step']} | {r['loss']:.3f} | {r['acc']:.3f} | {most} | {pick} | "
         f"{r['chance_loss']:.3f} / {r['chance_acc']:.3f} |", flush=True)
 
 
@@ -55,15 +58,16 @@ def main(argv):
         f"mrope_section {tuple(judge.model.lm.mrope_section)}, image {judge.image_size} px, "
         f"0..{_FILLER.value} filler sentences, {_DISTRACTORS.value} distractors ({_SCHEDULE.value}), "
         f"the image {'before' if judge.images_first else 'after'} the question")
-  print("| step | loss (digit) | accuracy | accuracy with the most distractors | chance: loss / accuracy |\n"
-        "|---|---|---|---|---|")
+  print("| step | loss (digit) | accuracy | accuracy with the most distractors | a pick among their squares | "
+        "chance: loss / accuracy |\n|---|---|---|---|---|---|")
   rows = localisation_probe.run_probe(
       judge, _STEPS.value, axis=_AXIS.value, seed=_SEED.value, log_every=_LOG_EVERY.value,
       max_filler=_FILLER.value, distractors=_DISTRACTORS.value, schedule=_SCHEDULE.value,
       vocab_size=_VOCAB.value, on_log=_print_row)
   last = rows[-1]
   final = last["acc"] if last["acc_most"] is None else last["acc_most"]
-  print(f"\n{'Learned' if final >= 0.9 else 'Did not learn'} to localise: accuracy {final:.3f} over the last "
+  task = "to find the named colour" if _AXIS.value == "present" else "to localise"
+  print(f"\n{'Learned' if final >= 0.9 else 'Did not learn'} {task}: accuracy {final:.3f} over the last "
         f"{_LOG_EVERY.value} steps' batches with {_DISTRACTORS.value} distractors (chance {last['chance_acc']:.3f}).")
   if _OUT.value:
     os.makedirs(_OUT.value, exist_ok=True)

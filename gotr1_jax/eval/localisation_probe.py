@@ -5,7 +5,9 @@ filled square of a random colour and size at a random place; the question asks w
 row) of the judge's LM token grid holds the square's centre; the answer is that index, one digit.
 It holds what grounding needs (find the object, read where it is) and nothing else: no coordinates
 to spell, and other objects and a name only when asked for (`distractors`, all at once or in a
-curriculum: `schedule`). A fresh model of the judge's config (config.judge of
+curriculum: `schedule`). Beside chance, each row gives what a model scores that finds every square
+but not the named one (a uniform pick among the squares drawn). The "present" axis asks the other
+half of grounding alone: is a square of the named colour in the image (1) or not (0), place unasked. A fresh model of the judge's config (config.judge of
 configs/shapes_pretrain.py) learns it with the judge's loss (pretrain/judge_train.py), scored on
 the digit only, and the loop reports that loss and the digit's accuracy beside chance (the entropy
 of the answers, and the most common answer's share). A config that cannot learn this cannot ground
@@ -14,7 +16,7 @@ boxes, whatever its data. tools/probe_localisation.py runs it.
 from __future__ import annotations
 
 import math
-from typing import Callable, Optional
+from typing import Callable, NamedTuple, Optional
 
 import flax.linen as nn
 import jax
@@ -30,7 +32,8 @@ from gotr1_jax.pretrain.judge_train import generation_config, judge_batch, judge
 from gotr1_jax.rl.optimizer import make_optimizer
 from gotr1_jax.sampling.qwen_vl import QwenVLGenerator
 
-AXES = ("column", "row")
+POSITION_AXES = ("column", "row")
+AXES = POSITION_AXES + ("present",)  # present: is a square of the named colour in the image? 1 or 0
 # How many distractors a batch gets: always the most; a uniform draw from 0..most per batch; or
 # 0, 1, .., most in equal stages over the run (a curriculum: place first, then names).
 SCHEDULES = ("fixed", "mixed", "staged")
@@ -43,7 +46,9 @@ FILLER = " Look closely."
 def question(axis: str, filler: int = 0, colour: str = "") -> str:
   """The probe's question, with `filler` sentences that say nothing, which move the answer further
   from the image (a judge's questions differ in length, so its answer's distance to the image does),
-  and with the square's colour named when other squares are about."""
+  and with the square's colour named when other squares are about (always, for "present")."""
+  if axis == "present":
+    return f"Is there a {colour} square in the image?{FILLER * filler} Answer 1 for yes or 0 for no."
   square = f"the {colour} square" if colour else "the square"
   return f"Which {axis} of the image holds {square}?{FILLER * filler} Answer one digit."
 
@@ -54,32 +59,65 @@ def _square(rng: np.random.Generator, image_size: int, cell: int) -> tuple[int, 
   return x, y, side
 
 
+class ProbeDraw(NamedTuple):
+  example: JudgeExample
+  answer: int  # the digit: the target's cell index along the axis, or 1/0 for "present"
+  pick: float  # expected accuracy of a model that finds every square but not the named one
+
+
+def _present_example(rng: np.random.Generator, image_size: int, cell: int, max_filler: int,
+                     distractors: int) -> ProbeDraw:
+  """distractors + 1 squares of different colours; the question names one of them or, half the time,
+  a colour not drawn. A model blind to the name is right half the time."""
+  if not 0 <= distractors < len(COLOURS) - 1:
+    raise ValueError(f"distractors={distractors} must be in [0, {len(COLOURS) - 2}] for axis='present' (one "
+                     f"colour per square, and one left over to ask about).")
+  image = np.full((image_size, image_size, 3), BACKGROUND, np.uint8)
+  names = list(COLOURS)
+  picked = [names[int(i)] for i in rng.choice(len(names), distractors + 2, replace=False)]
+  for name in picked[:-1]:
+    x, y, side = _square(rng, image_size, cell)
+    image[y:y + side, x:x + side] = COLOURS[name]
+  present = bool(rng.random() < 0.5)
+  filler = int(rng.integers(max_filler + 1)) if max_filler else 0
+  text = question("present", filler, picked[-2] if present else picked[-1])
+  return ProbeDraw(JudgeExample("probe", text, image, str(int(present))), int(present), 0.5)
+
+
 def probe_example(rng: np.random.Generator, image_size: int, cell: int, axis: str, max_filler: int = 0,
-                  distractors: int = 0, named: bool = False) -> tuple[JudgeExample, int]:
-  """One image and question (0..max_filler filler sentences); returns the example and its answer as an
-  int (the `axis` index of the cell x cell block holding the square's centre). With distractors,
-  that many squares of other colours are drawn first and the question names the target's colour,
-  as a judge's grounding question names one of several objects; `named` names it without any."""
+                  distractors: int = 0, named: bool = False) -> ProbeDraw:
+  """One image and question (0..max_filler filler sentences): the example, its answer as an int (the
+  `axis` index of the cell x cell block holding the square's centre) and the pick chance (the share
+  of the squares drawn whose centre is in that cell). With distractors, that many squares of other
+  colours are drawn first and the question names the target's colour, as a judge's grounding
+  question names one of several objects; `named` names it without any. Axis "present" asks whether
+  a named colour is drawn instead (_present_example)."""
   if axis not in AXES:
     raise ValueError(f"axis={axis!r} must be one of {AXES}.")
+  if axis == "present":
+    return _present_example(rng, image_size, cell, max_filler, distractors)
   if not 0 <= distractors < len(COLOURS):
     raise ValueError(f"distractors={distractors} must be in [0, {len(COLOURS) - 1}] (one colour per square).")
   image = np.full((image_size, image_size, 3), BACKGROUND, np.uint8)
   names = list(COLOURS)
+  along = 0 if axis == "column" else 1
+  centres = []
   if distractors:
     picked = [names[int(i)] for i in rng.choice(len(names), distractors + 1, replace=False)]
     for name in picked[1:]:
       x, y, side = _square(rng, image_size, cell)
       image[y:y + side, x:x + side] = COLOURS[name]
+      centres.append(((x, y)[along] + side // 2) // cell)
     colour = picked[0]
   x, y, side = _square(rng, image_size, cell)
   if not distractors:
     colour = names[int(rng.integers(len(names)))]
   image[y:y + side, x:x + side] = COLOURS[colour]
-  index = ((x if axis == "column" else y) + side // 2) // cell
+  index = ((x, y)[along] + side // 2) // cell
+  pick = (1 + centres.count(index)) / (1 + len(centres))
   filler = int(rng.integers(max_filler + 1)) if max_filler else 0
   text = question(axis, filler, colour if distractors or named else "")
-  return JudgeExample("probe", text, image, str(index)), index
+  return ProbeDraw(JudgeExample("probe", text, image, str(index)), index, pick)
 
 
 def chance(answers: np.ndarray, cells: int) -> tuple[float, float]:
@@ -93,8 +131,9 @@ def probe_tokenizer(axis: str, images_first: bool = True, named: bool = False, v
   """A tokenizer for the probe's texts only (the probe trains from scratch, so it needs no other);
   `named`: also the questions that name a colour (with distractors). At the default 400 every word
   is one token, as in the judge's tokenizer (" red", " square"); at 300 most words are spelled in
-  characters, so naming the target's colour also asks the model to read it from its letters."""
-  questions = [question(axis, 0, c) for c in COLOURS] if named else [question(axis)]
+  characters, so naming the target's colour also asks the model to read it from its letters. Questions
+  of axis "present" always name a colour."""
+  questions = [question(axis, 0, c) for c in COLOURS] if named or axis == "present" else [question(axis)]
   texts = [render_chat(None, q, 1, images_first) + str(d) + IM_END for q in questions for d in range(10)] * 2
   return build_qwen_tokenizer(texts, vocab_size=vocab_size)
 
@@ -129,8 +168,9 @@ def run_probe(judge: ConfigDict, steps: int, axis: str = "column", seed: int = 0
   `distractors` other squares per batch as `schedule` says (the question names the target's colour
   whenever distractors > 0), texts in probe_tokenizer(vocab_size)'s tokens. Returns one row per
   `log_every` steps: step, loss and accuracy of the digit averaged over those steps, acc_most
-  (accuracy over those steps' batches with the most distractors; None if none had), and chance_loss /
-  chance_acc over the same examples."""
+  (accuracy over those steps' batches with the most distractors; None if none had), pick_most (what a
+  uniform pick among the squares drawn scores on those batches: a model that finds the squares but
+  not the named one), and chance_loss / chance_acc over all the examples of those steps."""
   check_schedule(schedule)  # before anything is built or compiled
   gen_cfg = generation_config(judge)
   tokenizer = probe_tokenizer(axis, gen_cfg.images_first, named=distractors > 0, vocab_size=vocab_size)
@@ -147,27 +187,29 @@ def run_probe(judge: ConfigDict, steps: int, axis: str = "column", seed: int = 0
   state = TrainState.create(apply_fn=model.apply, params=params, tx=make_optimizer(judge.optimizer, steps))
   step_fn = jax.jit(make_judge_train_step(model), donate_argnums=0)
   rng = np.random.default_rng(seed)
-  rows, losses, accs, accs_most, answers = [], [], [], [], []
+  rows, losses, accs, accs_most, picks_most, answers = [], [], [], [], [], []
   for step in range(steps):
     count = distractor_count(schedule, distractors, step, steps, rng)
     drawn = [probe_example(rng, size, cell, axis, max_filler, count, named=distractors > 0)
              for _ in range(int(judge.batch_size))]
-    batch = judge_batch(generator, [e for e, _ in drawn], tuple(judge.length_buckets), int(judge.patch_bucket))
+    batch = judge_batch(generator, [d.example for d in drawn], tuple(judge.length_buckets),
+                        int(judge.patch_bucket))
     batch["loss_weight"] = _answer_only(batch["loss_weight"])
     state, metrics = step_fn(state, batch)
     losses.append(metrics["loss/loss"])
     accs.append(metrics["train/answer_token_acc"])
     if count == distractors:
       accs_most.append(metrics["train/answer_token_acc"])
-    answers += [a for _, a in drawn]
+      picks_most += [d.pick for d in drawn]
+    answers += [d.answer for d in drawn]
     if (step + 1) % log_every == 0 or step + 1 == steps:
       entropy, top = chance(np.array(answers), size // cell)
       row = dict(step=step + 1, loss=float(np.mean(jax.device_get(losses))),
                  acc=float(np.mean(jax.device_get(accs))),
                  acc_most=float(np.mean(jax.device_get(accs_most))) if accs_most else None,
-                 chance_loss=entropy, chance_acc=top)
+                 pick_most=float(np.mean(picks_most)) if picks_most else None, chance_loss=entropy, chance_acc=top)
       rows.append(row)
       if on_log is not None:
         on_log(row)
-      losses, accs, accs_most, answers = [], [], [], []
+      losses, accs, accs_most, picks_most, answers = [], [], [], [], []
   return rows

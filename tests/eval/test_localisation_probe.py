@@ -11,12 +11,13 @@ from configs.shapes_pretrain import get_config
 from gotr1_jax.eval import localisation_probe as lp
 
 
-@pytest.mark.parametrize("axis", lp.AXES)
+@pytest.mark.parametrize("axis", lp.POSITION_AXES)
 def test_answer_is_the_cell_of_the_squares_centre(axis):
   rng = np.random.default_rng(0)
   seen = set()
   for _ in range(200):
-    example, index = lp.probe_example(rng, 56, 8, axis)
+    example, index, pick = lp.probe_example(rng, 56, 8, axis)
+    assert pick == 1.0  # one square: finding it is answering
     ys, xs = np.nonzero((example.image != lp.BACKGROUND).any(-1))
     centre = (xs.min() + xs.max() + 1) // 2 if axis == "column" else (ys.min() + ys.max() + 1) // 2
     assert index == centre // 8 and example.answer == str(index)
@@ -62,11 +63,11 @@ def test_short_run_scores_the_digit_only():
 
 
 def test_filler_moves_the_answer_away_from_the_image_and_changes_nothing_else():
-  plain, _ = lp.probe_example(np.random.default_rng(3), 56, 8, "column")
+  plain, _, _ = lp.probe_example(np.random.default_rng(3), 56, 8, "column")
   lengths = set()
   rng = np.random.default_rng(3)
   for _ in range(40):
-    example, i = lp.probe_example(rng, 56, 8, "column", max_filler=3)
+    example, i, _ = lp.probe_example(rng, 56, 8, "column", max_filler=3)
     lengths.add(example.text.count(lp.FILLER))
     assert example.text.replace(lp.FILLER, "") == plain.text and example.answer == str(i)
   assert lengths == {0, 1, 2, 3}
@@ -75,7 +76,7 @@ def test_filler_moves_the_answer_away_from_the_image_and_changes_nothing_else():
 def test_distractors_are_other_colours_and_the_question_names_the_target():
   rng = np.random.default_rng(5)
   for _ in range(50):
-    example, index = lp.probe_example(rng, 56, 8, "row", distractors=2)
+    example, index, _ = lp.probe_example(rng, 56, 8, "row", distractors=2)
     colour = next(c for c in lp.COLOURS if f"the {c} square" in example.text)
     ys, xs = np.nonzero((example.image == lp.COLOURS[colour]).all(-1))
     # the target is drawn last, so it is a whole square, and the answer is its centre's row
@@ -88,7 +89,7 @@ def test_distractors_are_other_colours_and_the_question_names_the_target():
   # without distractors the stream is the one the README's rows were measured on
   rng = np.random.default_rng(0)
   plain = [lp.probe_example(rng, 56, 8, "column") for _ in range(8)]
-  assert [i for _, i in plain] == [4, 0, 5, 4, 3, 5, 5, 4]
+  assert [d.answer for d in plain] == [4, 0, 5, 4, 3, 5, 5, 4]
   assert plain[0][0].text == lp.question("column") == "Which column of the image holds the square? Answer one digit."
 
 
@@ -103,7 +104,7 @@ def test_schedules_give_the_distractors_per_batch():
 
 
 def test_named_question_without_distractors_names_the_only_square():
-  example, _ = lp.probe_example(np.random.default_rng(1), 56, 8, "column", named=True)
+  example, _, _ = lp.probe_example(np.random.default_rng(1), 56, 8, "column", named=True)
   colour = next(c for c in lp.COLOURS if f"the {c} square" in example.text)
   assert ((example.image == lp.COLOURS[colour]).all(-1)).any()
   assert {tuple(p) for p in example.image.reshape(-1, 3).tolist()} == {(lp.BACKGROUND,) * 3, lp.COLOURS[colour]}
@@ -125,3 +126,33 @@ def test_the_default_tokenizer_has_a_token_per_colour_word_as_the_judges_does():
     for colour in lp.COLOURS:
       ids = tokenizer(render_chat(None, lp.question("column", 0, colour), 1, False))["input_ids"]
       assert (f" {colour}" in [tokenizer.decode([i]) for i in ids]) == whole
+
+
+def test_pick_is_the_share_of_squares_in_the_targets_cell():
+  # A model that finds both squares and picks one at random is right when it picks the target, or
+  # the other square lies in the same column: 0.58 on average with one other square, 0.44 with two.
+  for distractors, mean in ((1, 0.58), (2, 0.44)):
+    rng = np.random.default_rng(0)
+    draws = [lp.probe_example(rng, 56, 8, "column", distractors=distractors) for _ in range(3000)]
+    assert {d.pick for d in draws} <= {k / (distractors + 1) for k in range(1, distractors + 2)}
+    assert np.mean([d.pick for d in draws]) == pytest.approx(mean, abs=0.015)
+
+
+def test_present_names_a_drawn_colour_half_the_time():
+  rng = np.random.default_rng(0)
+  answers = []
+  for _ in range(400):
+    example, answer, pick = lp.probe_example(rng, 56, 8, "present", distractors=1)
+    colour = next(c for c in lp.COLOURS if f"a {c} square" in example.text)
+    drawn = {c for c, rgb in lp.COLOURS.items() if (example.image == rgb).all(-1).any()}
+    assert len(drawn) <= 2 and (colour in drawn) == (answer == 1) and example.answer == str(answer)
+    assert example.text == lp.question("present", 0, colour) and pick == 0.5
+    answers.append(answer)
+  assert 0.45 < np.mean(answers) < 0.55
+  with pytest.raises(ValueError, match="left over"):
+    lp.probe_example(rng, 56, 8, "present", distractors=len(lp.COLOURS) - 1)
+
+
+def test_short_present_run_reports_the_pick_chance():
+  rows = lp.run_probe(_tiny_judge(batch_size=4), 2, axis="present", log_every=2, distractors=1)
+  assert rows[0]["pick_most"] == 0.5 and rows[0]["chance_acc"] >= 0.5 and rows[0]["acc_most"] is not None
