@@ -6,6 +6,7 @@
   python tools/probe_localisation.py --distractors 2      # name the target among three squares
   python tools/probe_localisation.py --distractors 2 --schedule staged   # 0, then 1, then 2 distractors
   python tools/probe_localisation.py --axis present --distractors 1     # is a square of the named colour there?
+  python tools/probe_localisation.py --axis present --aux naming        # every other batch: name a square's colour
 
 A fresh model of config.judge.model (configs/shapes_pretrain.py unless --config says otherwise)
 learns which column (or row) of its LM token grid holds one square, or (--axis present) whether a
@@ -41,13 +42,15 @@ _VOCAB = flags.DEFINE_integer("vocab_size", 400, "The probe tokenizer's vocabula
 _FILLER = flags.DEFINE_integer("max_filler", 0, "Questions get 0..N filler sentences, so the answer's distance to "
                                "the image varies as a judge's does.")
 _LOG_EVERY = flags.DEFINE_integer("log_every", 50, "Steps per printed row.")
+_AUX = flags.DEFINE_enum("aux", "none", list(localisation_probe.AUX), "An auxiliary task on every other batch: "
+                        "naming a lone square's colour (its answer needs the image alone).")
 _OUT = flags.DEFINE_string("out", None, "Write probe.json (the rows) here too.")
 
 
 def _print_row(r: dict) -> None:
-  most, pick = ("-" if r[k] is None else f"{r[k]:.3f}" for k in ("acc_most", "pick_most"))
-  print(f"| {r['step']} | {r['loss']:.3f} | {r['acc']:.3f} | {most} | {pick} | "
-        f"{r['chance_loss']:.3f} / {r['chance_acc']:.3f} |", flush=True)
+  loss, acc, most, pick, aux, c_loss, c_acc = ("-" if r[k] is None else f"{r[k]:.3f}" for k in (
+      "loss", "acc", "acc_most", "pick_most", "acc_aux", "chance_loss", "chance_acc"))
+  print(f"| {r['step']} | {loss} | {acc} | {most} | {pick} | {aux} | {c_loss} / {c_acc} |", flush=True)
 
 
 def main(argv):
@@ -57,14 +60,14 @@ def main(argv):
   print(f"Localisation probe ({_AXIS.value}), judge model: LM rope_theta {judge.model.lm.rope_theta}, "
         f"mrope_section {tuple(judge.model.lm.mrope_section)}, image {judge.image_size} px, "
         f"0..{_FILLER.value} filler sentences, {_DISTRACTORS.value} distractors ({_SCHEDULE.value}), "
-        f"the image {'before' if judge.images_first else 'after'} the question")
+        f"the image {'before' if judge.images_first else 'after'} the question, auxiliary task: {_AUX.value}")
   print("| step | loss (digit) | accuracy | accuracy with the most distractors | a pick among their squares | "
-        "chance: loss / accuracy |\n|---|---|---|---|---|---|")
+        "naming (--aux) | chance: loss / accuracy |\n|---|---|---|---|---|---|---|")
   rows = localisation_probe.run_probe(
       judge, _STEPS.value, axis=_AXIS.value, seed=_SEED.value, log_every=_LOG_EVERY.value,
       max_filler=_FILLER.value, distractors=_DISTRACTORS.value, schedule=_SCHEDULE.value,
-      vocab_size=_VOCAB.value, on_log=_print_row)
-  last = rows[-1]
+      vocab_size=_VOCAB.value, aux=_AUX.value, on_log=_print_row)
+  last = next(r for r in reversed(rows) if r["acc"] is not None)  # not a row of naming batches only
   final = last["acc"] if last["acc_most"] is None else last["acc_most"]
   task = "to find the named colour" if _AXIS.value == "present" else "to localise"
   print(f"\n{'Learned' if final >= 0.9 else 'Did not learn'} {task}: accuracy {final:.3f} over the last "
@@ -73,7 +76,8 @@ def main(argv):
     os.makedirs(_OUT.value, exist_ok=True)
     with open(os.path.join(_OUT.value, "probe.json"), "w") as f:
       json.dump(dict(rows=rows, axis=_AXIS.value, max_filler=_FILLER.value, distractors=_DISTRACTORS.value,
-                     schedule=_SCHEDULE.value, vocab_size=_VOCAB.value, config=judge.model.to_dict()), f, indent=2)
+                     schedule=_SCHEDULE.value, vocab_size=_VOCAB.value, aux=_AUX.value,
+                     config=judge.model.to_dict()), f, indent=2)
 
 
 if __name__ == "__main__":

@@ -5,13 +5,18 @@ filled square of a random colour and size at a random place; the question asks w
 row) of the judge's LM token grid holds the square's centre; the answer is that index, one digit.
 It holds what grounding needs (find the object, read where it is) and nothing else: no coordinates
 to spell, and other objects and a name only when asked for (`distractors`, all at once or in a
-curriculum: `schedule`). Beside chance, each row gives what a model scores that finds every square
-but not the named one (a uniform pick among the squares drawn). The "present" axis asks the other
-half of grounding alone: is a square of the named colour in the image (1) or not (0), place unasked. A fresh model of the judge's config (config.judge of
-configs/shapes_pretrain.py) learns it with the judge's loss (pretrain/judge_train.py), scored on
-the digit only, and the loop reports that loss and the digit's accuracy beside chance (the entropy
-of the answers, and the most common answer's share). A config that cannot learn this cannot ground
-boxes, whatever its data. tools/probe_localisation.py runs it.
+curriculum: `schedule`). The "present" axis asks the other half of grounding alone: is a square
+of the named colour in the image (1) or not (0), place unasked. A fresh model of the judge's
+config (config.judge of configs/shapes_pretrain.py) learns it with the judge's loss
+(pretrain/judge_train.py), scored on the digit only, and the loop reports that loss and the
+digit's accuracy beside chance (the entropy of the answers, and the most common answer's share)
+and beside what a model scores that finds every square but not the named one (a uniform pick
+among the squares drawn). A config that cannot learn this cannot ground boxes, whatever its data.
+
+A question whose answer hangs on the name *and* the image together gives a fresh model no gradient
+towards reading either alone, and it stays at chance. `aux="naming"` trains every other batch on
+naming the colour of a lone square, whose answer follows from the image alone; that is what lets
+the model start. tools/probe_localisation.py runs it.
 """
 from __future__ import annotations
 
@@ -41,6 +46,8 @@ BACKGROUND = 230
 COLOURS = {"red": (220, 30, 30), "blue": (30, 30, 220), "green": (30, 170, 30), "yellow": (200, 160, 0),
            "purple": (150, 40, 170)}
 FILLER = " Look closely."
+AUX = ("none", "naming")  # an auxiliary task on every other batch (module docstring)
+NAMING_QUESTION = "What colour is the square in the image? Answer in one word."
 
 
 def question(axis: str, filler: int = 0, colour: str = "") -> str:
@@ -127,7 +134,8 @@ def chance(answers: np.ndarray, cells: int) -> tuple[float, float]:
   return float(-sum(q * math.log(q) for q in p if q > 0)), float(p.max())
 
 
-def probe_tokenizer(axis: str, images_first: bool = True, named: bool = False, vocab_size: int = 400):
+def probe_tokenizer(axis: str, images_first: bool = True, named: bool = False, vocab_size: int = 400,
+                    aux: str = "none"):
   """A tokenizer for the probe's texts only (the probe trains from scratch, so it needs no other);
   `named`: also the questions that name a colour (with distractors). At the default 400 every word
   is one token, as in the judge's tokenizer (" red", " square"); at 300 most words are spelled in
@@ -135,7 +143,16 @@ def probe_tokenizer(axis: str, images_first: bool = True, named: bool = False, v
   of axis "present" always name a colour."""
   questions = [question(axis, 0, c) for c in COLOURS] if named or axis == "present" else [question(axis)]
   texts = [render_chat(None, q, 1, images_first) + str(d) + IM_END for q in questions for d in range(10)] * 2
+  if aux == "naming":
+    texts += [render_chat(None, NAMING_QUESTION, 1, images_first) + c + IM_END for c in COLOURS] * 4
   return build_qwen_tokenizer(texts, vocab_size=vocab_size)
+
+
+def naming_example(rng: np.random.Generator, image_size: int, cell: int) -> JudgeExample:
+  """The auxiliary question (AUX "naming"): one square; the answer is its colour's name."""
+  d = probe_example(rng, image_size, cell, "column", named=True)
+  colour = next(c for c in COLOURS if f"the {c} square" in d.example.text)
+  return JudgeExample("probe", NAMING_QUESTION, d.example.image, colour)
 
 
 def _answer_only(weight: np.ndarray) -> np.ndarray:
@@ -162,18 +179,23 @@ def distractor_count(schedule: str, most: int, step: int, steps: int, rng: np.ra
 
 def run_probe(judge: ConfigDict, steps: int, axis: str = "column", seed: int = 0, log_every: int = 50,
               max_filler: int = 0, distractors: int = 0, schedule: str = "fixed", vocab_size: int = 400,
-              on_log: Optional[Callable[[dict], None]] = None) -> list[dict]:
+              aux: str = "none", on_log: Optional[Callable[[dict], None]] = None) -> list[dict]:
   """Trains a fresh model of `judge.model` (at judge.image_size, batch judge.batch_size, judge.optimizer)
   on the probe for `steps` steps, questions with 0..max_filler filler sentences, images with up to
   `distractors` other squares per batch as `schedule` says (the question names the target's colour
-  whenever distractors > 0), texts in probe_tokenizer(vocab_size)'s tokens. Returns one row per
-  `log_every` steps: step, loss and accuracy of the digit averaged over those steps, acc_most
+  whenever distractors > 0), texts in probe_tokenizer(vocab_size)'s tokens; with aux="naming" every
+  even step (0, 2, ..) is a batch of naming_example instead. Returns one row per `log_every` steps:
+  step, loss and accuracy of the digit averaged over those steps' probe batches, acc_aux (the naming
+  batches' accuracy on the colour word's first token; None without aux), acc_most
   (accuracy over those steps' batches with the most distractors; None if none had), pick_most (what a
   uniform pick among the squares drawn scores on those batches: a model that finds the squares but
-  not the named one), and chance_loss / chance_acc over all the examples of those steps."""
+  not the named one), and chance_loss / chance_acc over all the examples of those steps (each None
+  where those steps had no such batch)."""
   check_schedule(schedule)  # before anything is built or compiled
+  if aux not in AUX:
+    raise ValueError(f"aux={aux!r} must be one of {AUX}.")
   gen_cfg = generation_config(judge)
-  tokenizer = probe_tokenizer(axis, gen_cfg.images_first, named=distractors > 0, vocab_size=vocab_size)
+  tokenizer = probe_tokenizer(axis, gen_cfg.images_first, named=distractors > 0, vocab_size=vocab_size, aux=aux)
   model_cfg = judge_model_config(judge, len(tokenizer))
   model = QwenVL(model_cfg)
   size = int(judge.image_size)
@@ -187,29 +209,37 @@ def run_probe(judge: ConfigDict, steps: int, axis: str = "column", seed: int = 0
   state = TrainState.create(apply_fn=model.apply, params=params, tx=make_optimizer(judge.optimizer, steps))
   step_fn = jax.jit(make_judge_train_step(model), donate_argnums=0)
   rng = np.random.default_rng(seed)
-  rows, losses, accs, accs_most, picks_most, answers = [], [], [], [], [], []
-  for step in range(steps):
-    count = distractor_count(schedule, distractors, step, steps, rng)
-    drawn = [probe_example(rng, size, cell, axis, max_filler, count, named=distractors > 0)
-             for _ in range(int(judge.batch_size))]
-    batch = judge_batch(generator, [d.example for d in drawn], tuple(judge.length_buckets),
-                        int(judge.patch_bucket))
+  batch_size, buckets = int(judge.batch_size), tuple(judge.length_buckets)
+
+  def train_on(examples: list) -> dict:
+    nonlocal state
+    batch = judge_batch(generator, examples, buckets, int(judge.patch_bucket))
     batch["loss_weight"] = _answer_only(batch["loss_weight"])
     state, metrics = step_fn(state, batch)
-    losses.append(metrics["loss/loss"])
-    accs.append(metrics["train/answer_token_acc"])
-    if count == distractors:
-      accs_most.append(metrics["train/answer_token_acc"])
-      picks_most += [d.pick for d in drawn]
-    answers += [d.answer for d in drawn]
+    return metrics
+
+  rows, losses, accs, accs_most, picks_most, answers, accs_aux = [], [], [], [], [], [], []
+  for step in range(steps):
+    if aux == "naming" and step % 2 == 0:
+      accs_aux.append(train_on([naming_example(rng, size, cell) for _ in range(batch_size)])["train/answer_token_acc"])
+    else:
+      count = distractor_count(schedule, distractors, step, steps, rng)
+      drawn = [probe_example(rng, size, cell, axis, max_filler, count, named=distractors > 0)
+               for _ in range(batch_size)]
+      metrics = train_on([d.example for d in drawn])
+      losses.append(metrics["loss/loss"])
+      accs.append(metrics["train/answer_token_acc"])
+      if count == distractors:
+        accs_most.append(metrics["train/answer_token_acc"])
+        picks_most += [d.pick for d in drawn]
+      answers += [d.answer for d in drawn]
     if (step + 1) % log_every == 0 or step + 1 == steps:
-      entropy, top = chance(np.array(answers), size // cell)
-      row = dict(step=step + 1, loss=float(np.mean(jax.device_get(losses))),
-                 acc=float(np.mean(jax.device_get(accs))),
-                 acc_most=float(np.mean(jax.device_get(accs_most))) if accs_most else None,
-                 pick_most=float(np.mean(picks_most)) if picks_most else None, chance_loss=entropy, chance_acc=top)
+      mean = lambda xs: float(np.mean(jax.device_get(xs))) if xs else None  # noqa: E731
+      entropy, top = chance(np.array(answers), size // cell) if answers else (None, None)
+      row = dict(step=step + 1, loss=mean(losses), acc=mean(accs), acc_aux=mean(accs_aux), acc_most=mean(accs_most),
+                 pick_most=mean(picks_most), chance_loss=entropy, chance_acc=top)
       rows.append(row)
       if on_log is not None:
         on_log(row)
-      losses, accs, accs_most, picks_most, answers = [], [], [], [], []
+      losses, accs, accs_most, picks_most, answers, accs_aux = [], [], [], [], [], []
   return rows

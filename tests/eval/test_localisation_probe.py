@@ -156,3 +156,23 @@ def test_present_names_a_drawn_colour_half_the_time():
 def test_short_present_run_reports_the_pick_chance():
   rows = lp.run_probe(_tiny_judge(batch_size=4), 2, axis="present", log_every=2, distractors=1)
   assert rows[0]["pick_most"] == 0.5 and rows[0]["chance_acc"] >= 0.5 and rows[0]["acc_most"] is not None
+
+
+def test_naming_examples_answer_the_lone_squares_colour():
+  rng = np.random.default_rng(2)
+  for _ in range(20):
+    example = lp.naming_example(rng, 56, 8)
+    drawn = {c for c, rgb in lp.COLOURS.items() if (example.image == rgb).all(-1).any()}
+    assert drawn == {example.answer} and example.text == lp.NAMING_QUESTION
+
+
+def test_naming_aux_run_alternates_batches_and_reports_both():
+  judge = _tiny_judge(batch_size=2)
+  rows = lp.run_probe(judge, 5, axis="present", log_every=2, aux="naming")
+  # steps 0, 2, 4 name a colour; 1, 3 ask the probe; the last row (step 5) holds a naming batch only
+  assert [r["acc_aux"] is not None for r in rows] == [True, True, True]
+  assert [r["acc"] is not None for r in rows] == [True, True, False] and rows[2]["chance_acc"] is None
+  tokenizer = lp.probe_tokenizer("present", named=True, aux="naming")
+  assert all(tokenizer.decode(tokenizer(c)["input_ids"]) == c for c in lp.COLOURS)
+  with pytest.raises(ValueError, match="naming"):
+    lp.run_probe(judge, 1, aux="captions")
