@@ -99,6 +99,10 @@ def judge_config(scale: float) -> ConfigDict:
       # An R_spa draw is with probability spa_contrast_fraction a true layout or the same with two boxes
       # swapped (judge_data.layout_contrast_example).
       kind_weights=(), spa_top_keep=1.0, spa_contrast_fraction=0.0,
+      # The share of steps that ask the caption question (name and box every object; judge_data.CAPTION)
+      # instead, which a judge learns from the image alone and which lets it learn to ground a named
+      # object (README). 0 for the shipped judge.
+      caption_fraction=0.0,
       length_buckets=(96, 160, 256), vocab_size=1024, tokenizer_steps=40,
       corrupt_p=0.6,  # chains and images each corrupted with this probability (judge_data.py)
       vq_fraction=0.5,  # that fraction of images seen through the trained VQ, like the policy's

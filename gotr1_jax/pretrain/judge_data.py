@@ -7,8 +7,12 @@ dropped, added, or moved so a relation breaks), so that chains and images of eve
 The questions are exactly the judge prompts of rewards/prompts.py (R_sem with the chain as text,
 R_spa with the drawn layout canvas, R_RI per planned object, R_PI with the image) and the answers
 are the oracle's exact scores (data/shapes_world/oracle.py) on the judge's published scales, and
-for R_RI the oracle's detected boxes in the judge image's pixels, as JSON. It trains nothing
-(judge_train.py does). `PolicyPool` holds a policy's own samples, asked the same questions.
+for R_RI the oracle's detected boxes in the judge image's pixels, as JSON. Beside them, one question
+that is not GoT-R1's and is only trained on ("caption"): name and box every object in the image.
+Its answer follows from the image alone, so a judge can learn it directly; grounding a *named*
+object among several cannot be learned by a judge that has not learned to name what it sees
+(tools/probe_localisation.py, README). It trains nothing (judge_train.py does). `PolicyPool` holds
+a policy's own samples, asked the same questions.
 """
 from __future__ import annotations
 
@@ -33,13 +37,15 @@ from gotr1_jax.rewards.judge import fit_image
 from gotr1_jax.rewards.prompts import SCORE_SCALES, get_prompts
 
 KINDS = ("r_sem", "r_spa", "r_ri", "r_pi")
+CAPTION = "caption"  # the auxiliary question (module docstring); asked in training only
+CAPTION_QUESTION = 'Locate every object. Answer a JSON list of {"bbox_2d": [x1, y1, x2, y2], "label": name}.'
 CORRUPTIONS = ("color", "shape", "texture", "drop", "add", "move")
 EMPTY_GROUNDING = json.dumps([])  # grounding_answer when no object of the name is found
 
 
 @dataclasses.dataclass(frozen=True)
 class JudgeExample:
-  kind: str  # r_sem | r_spa | r_ri | r_pi
+  kind: str  # r_sem | r_spa | r_ri | r_pi | caption
   text: str  # the user question (rewards/prompts.py)
   image: Optional[np.ndarray]  # uint8 [H, W, 3] as the judge sees it, or None (R_sem)
   answer: str  # the target answer (JSON)
@@ -51,12 +57,22 @@ def score_answer(value: float, kind: str) -> str:
   return json.dumps({"score": int(round(low + value * (high - low)))})
 
 
+def _pixel_box(box: Sequence[int], size: tuple[int, int]) -> list[int]:
+  w, h = size
+  return [round(box[0] * w / COORD_MAX), round(box[1] * h / COORD_MAX), round(box[2] * w / COORD_MAX),
+          round(box[3] * h / COORD_MAX)]
+
+
 def grounding_answer(name: str, detections: Sequence[SceneObject], size: tuple[int, int]) -> str:
   """Every detected object called `name`, as Qwen2.5-VL answers grounding: pixel boxes of the image."""
-  w, h = size
-  boxes = [[round(d.box[0] * w / COORD_MAX), round(d.box[1] * h / COORD_MAX), round(d.box[2] * w / COORD_MAX),
-            round(d.box[3] * h / COORD_MAX)] for d in detections if object_key(d.name) == object_key(name)]
+  boxes = [_pixel_box(d.box, size) for d in detections if object_key(d.name) == object_key(name)]
   return json.dumps([{"bbox_2d": b, "label": name} for b in boxes])
+
+
+def caption_answer(detections: Sequence[SceneObject], size: tuple[int, int]) -> str:
+  """Every detected object, left to right (then top to bottom), named and boxed as grounding answers are."""
+  ordered = sorted(detections, key=lambda d: (d.box[0], d.box[1]))
+  return json.dumps([{"bbox_2d": _pixel_box(d.box, size), "label": d.name} for d in ordered])
 
 
 def swap_boxes(objs: list[SceneObject], i: int, j: int) -> None:
@@ -160,7 +176,7 @@ def layout_pairs(specs: Sequence[PromptSpec], rng: np.random.Generator,
 def judge_examples(spec: PromptSpec, rng: np.random.Generator, image_size: tuple[int, int], reward: ConfigDict,
                    world: WorldConfig = WorldConfig(), corrupt_p: float = 0.6,
                    image_transform: Optional[Callable[[np.ndarray], np.ndarray]] = None) -> list[JudgeExample]:
-  """The four questions about one sampled (chain, image) (see `examples_for`).
+  """The questions about one sampled (chain, image) (see `examples_for`).
 
   image_transform(uint8 image) -> uint8 image, e.g. a VQ round trip, so the judge also sees the
   decoder's artefacts; answers are computed on the transformed image, as the oracle would."""
@@ -171,7 +187,8 @@ def judge_examples(spec: PromptSpec, rng: np.random.Generator, image_size: tuple
 def examples_for(spec: PromptSpec, chain: str, image: np.ndarray, image_size: tuple[int, int],
                  reward: ConfigDict, world: WorldConfig = WorldConfig()) -> list[JudgeExample]:
   """The four questions (R_RI once per distinct planned object) about one (chain, image), any
-  source: sampled scenes or the policy's own samples (PolicyPool), with the oracle's answers."""
+  source: sampled scenes or the policy's own samples (PolicyPool), with the oracle's answers; and
+  the caption question (every detected object, named and boxed) just before R_PI."""
   prompts = get_prompts(reward.prompt_version)
   detections = detect.detect_objects(image, world)
   seen = fit_image(image, image_size)
@@ -182,6 +199,7 @@ def examples_for(spec: PromptSpec, chain: str, image: np.ndarray, image_size: tu
                             score_answer(r_spa(spec, chain, world), "r_spa")))
   names = list(dict.fromkeys(o.name for o in planned_objects(chain, world)))
   out += [JudgeExample("r_ri", prompts.ri(n), seen, grounding_answer(n, detections, image_size)) for n in names]
+  out.append(JudgeExample(CAPTION, CAPTION_QUESTION, seen, caption_answer(detections, image_size)))
   out.append(JudgeExample("r_pi", prompts.pi(spec.text), seen, score_answer(r_pi(spec, detections), "r_pi")))
   return out
 
@@ -222,6 +240,6 @@ class PolicyPool:
 
   def examples(self, i: int, image_size: tuple[int, int], reward: ConfigDict,
                world: WorldConfig = WorldConfig()) -> list[JudgeExample]:
-    """The four questions about sample i with the oracle's answers."""
+    """The questions (examples_for) about sample i with the oracle's answers."""
     spec = parse_prompt(self.prompts[i], self.categories[i], world)
     return examples_for(spec, self.chains[i], self.images[i], image_size, reward, world)

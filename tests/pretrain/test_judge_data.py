@@ -2,6 +2,8 @@
 exactly the oracle's rewards (so a perfect judge trained on them reproduces the oracle)."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -31,7 +33,7 @@ def test_uncorrupted_examples_get_full_marks(reward):
       kinds = [e.kind for e in examples]
       assert kinds[0] == "r_sem" and kinds[1] == "r_spa" and kinds[-1] == "r_pi" and "r_ri" in kinds
       for e in examples:
-        if e.kind == "r_ri":
+        if e.kind in ("r_ri", judge_data.CAPTION):
           assert parse_boxes(e.answer, SIZE) and e.image.shape == (*SIZE, 3)
         else:
           low, high = SCORE_SCALES[e.kind]
@@ -51,6 +53,26 @@ def test_grounding_answer_boxes_come_back_in_the_chain_frame():
   boxes = parse_boxes(judge_data.grounding_answer("red circle", det, SIZE), SIZE)
   assert len(boxes) == 1 and box_iou(boxes[0], (100, 200, 400, 500)) > 0.97
   assert parse_boxes(judge_data.grounding_answer("green cross", det, SIZE), SIZE) == []
+
+
+def test_caption_answer_names_and_boxes_every_object_left_to_right(reward):
+  from gotr1_jax.data.shapes_world import detect
+  from gotr1_jax.data.shapes_world.world import SceneObject
+  det = [SceneObject("circle", "red", "solid", (500, 200, 800, 500)), SceneObject("star", "blue", "dotted", (0, 0, 90, 90))]
+  answer = parse_boxes(judge_data.caption_answer(det, SIZE), SIZE)
+  assert len(answer) == 2 and box_iou(answer[0], (0, 0, 90, 90)) > 0.9 and box_iou(answer[1], (500, 200, 800, 500)) > 0.97
+  assert [e["label"] for e in json.loads(judge_data.caption_answer(det, SIZE))] == [
+      "dotted blue star", "red circle"]
+  # In the stream of questions it comes just before R_PI, about the same image, with every detection.
+  rng = np.random.default_rng(4)
+  spec = load_prompts("spatial", "train")[0]
+  chain, image = judge_data.sample_pair(spec, rng, corrupt_p=0.0)
+  examples = judge_data.examples_for(spec, chain, image, SIZE, reward)
+  assert [e.kind for e in examples[-2:]] == [judge_data.CAPTION, "r_pi"]
+  caption = examples[-2]
+  np.testing.assert_array_equal(caption.image, examples[-1].image)
+  labels = sorted(e["label"] for e in json.loads(caption.answer))
+  assert labels == sorted(d.name for d in detect.detect_objects(image, WorldConfig())) and len(labels) >= 2
 
 
 def test_corruptions_lower_the_exact_scores(reward):

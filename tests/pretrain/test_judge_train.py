@@ -101,6 +101,27 @@ def test_kind_weights_and_top_score_keep_shape_the_stream():
     jt.example_stream(specs, 0, c, reward, world)
 
 
+def test_caption_fraction_replaces_that_share_of_steps_and_leaves_the_rest():
+  import pytest
+  from gotr1_jax.pretrain.judge_data import CAPTION, CAPTION_QUESTION
+  c = toy_judge_config()
+  world, reward = WorldConfig(), jt.reward_config(c)
+  specs = load_prompts("spatial", "train")[:8]
+  c.kind_weights = (1, 1, 1, 1)
+  plain = [jt.example_stream(specs, 0, c, reward, world)(step)[0].kind for step in range(40)]
+  c.caption_fraction = 0.5
+  stream = jt.example_stream(specs, 0, c, reward, world)
+  mixed = [stream(step) for step in range(40)]
+  kinds = [b[0].kind for b in mixed]
+  assert 10 < kinds.count(CAPTION) < 30 and all(len({e.kind for e in b}) == 1 for b in mixed)
+  assert all(k == p for k, p in zip(kinds, plain) if k != CAPTION)  # the other steps keep their kinds
+  caption = next(b for b in mixed if b[0].kind == CAPTION)
+  assert len(caption) == c.batch_size and all(e.text == CAPTION_QUESTION and e.image is not None for e in caption)
+  c.caption_fraction = 1.0
+  with pytest.raises(ValueError, match="caption_fraction"):
+    jt.example_stream(specs, 0, c, reward, world)
+
+
 def test_training_lowers_the_loss_and_the_judge_scores(tmp_path):
   config = ConfigDict(dict(seed=0, judge=toy_judge_config(steps=8)))
   cfg, params, tok, gen_cfg, final = jt.train_judge(config, str(tmp_path))
