@@ -67,6 +67,7 @@ def _square(rng: np.random.Generator, image_size: int, cell: int) -> tuple[int, 
 
 
 class ProbeDraw(NamedTuple):
+  """One drawn probe question (probe_example)."""
   example: JudgeExample
   answer: int  # the digit: the target's cell index along the axis, or 1/0 for "present"
   pick: float  # expected accuracy of a model that finds every square but not the named one
