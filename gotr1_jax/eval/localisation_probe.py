@@ -219,6 +219,9 @@ def run_probe(judge: ConfigDict, steps: int, axis: str = "column", seed: int = 0
     state, metrics = step_fn(state, batch)
     return metrics
 
+  def mean(xs: list) -> Optional[float]:
+    return float(np.mean(jax.device_get(xs))) if xs else None
+
   rows, losses, accs, accs_most, picks_most, answers, accs_aux = [], [], [], [], [], [], []
   for step in range(steps):
     if aux == "naming" and step % 2 == 0:
@@ -235,7 +238,6 @@ def run_probe(judge: ConfigDict, steps: int, axis: str = "column", seed: int = 0
         picks_most += [d.pick for d in drawn]
       answers += [d.answer for d in drawn]
     if (step + 1) % log_every == 0 or step + 1 == steps:
-      mean = lambda xs: float(np.mean(jax.device_get(xs))) if xs else None  # noqa: E731
       entropy, top = chance(np.array(answers), size // cell) if answers else (None, None)
       row = dict(step=step + 1, loss=mean(losses), acc=mean(accs), acc_aux=mean(accs_aux), acc_most=mean(accs_most),
                  pick_most=mean(picks_most), chance_loss=entropy, chance_acc=top)

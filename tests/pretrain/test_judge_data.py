@@ -58,9 +58,11 @@ def test_grounding_answer_boxes_come_back_in_the_chain_frame():
 def test_caption_answer_names_and_boxes_every_object_left_to_right(reward):
   from gotr1_jax.data.shapes_world import detect
   from gotr1_jax.data.shapes_world.world import SceneObject
-  det = [SceneObject("circle", "red", "solid", (500, 200, 800, 500)), SceneObject("star", "blue", "dotted", (0, 0, 90, 90))]
+  det = [SceneObject("circle", "red", "solid", (500, 200, 800, 500)),
+         SceneObject("star", "blue", "dotted", (0, 0, 90, 90))]
   answer = parse_boxes(judge_data.caption_answer(det, SIZE), SIZE)
-  assert len(answer) == 2 and box_iou(answer[0], (0, 0, 90, 90)) > 0.9 and box_iou(answer[1], (500, 200, 800, 500)) > 0.97
+  assert len(answer) == 2
+  assert box_iou(answer[0], (0, 0, 90, 90)) > 0.9 and box_iou(answer[1], (500, 200, 800, 500)) > 0.97
   assert [e["label"] for e in json.loads(judge_data.caption_answer(det, SIZE))] == [
       "dotted blue star", "red circle"]
   # In the stream of questions it comes just before R_PI, about the same image, with every detection.
