@@ -22,7 +22,8 @@ def get_config(arg: str | None = None) -> ConfigDict:
               num_heads=a.hidden // 16, num_kv_heads=a.hidden // 32, rope_theta=1000000.0, rms_norm_eps=1e-6,
               qkv_bias=True, tie_embeddings=a.tie, mrope_section=(2, 3, 3)),
       vision=dict(depth=4, hidden_size=32, intermediate_size=48, num_heads=2, patch_size=4, window_size=16,
-                  fullatt_block_indexes=(1, 3), out_hidden_size=a.hidden),
+                  fullatt_block_indexes=(1, 3), out_hidden_size=a.hidden,
+                  abs_position_grid=0),
       image_token_id=SPECIAL_TOKENS.index(IMAGE_PAD), video_token_id=SPECIAL_TOKENS.index(VIDEO_PAD),
       vision_start_token_id=SPECIAL_TOKENS.index(VISION_START),
       vision_end_token_id=SPECIAL_TOKENS.index(VISION_END), tokens_per_second=2))

@@ -159,6 +159,9 @@ def state_to_params(state: Mapping[str, Any], cfg: QwenVLConfig,
 def params_to_state(params: Mapping[str, Any], cfg: QwenVLConfig,
                     layout: QwenVLLayout = TRANSFORMERS) -> dict[str, np.ndarray]:
   """The inverse of state_to_params (without a tied head's `lm_head.weight`)."""
+  if cfg.vision.abs_position_grid:
+    raise ValueError(f"vision.abs_position_grid={cfg.vision.abs_position_grid}: transformers' Qwen2.5-VL has no "
+                     "learned position table to put it in; keep this model in our Flax format (save_flax_qwen_vl).")
   tree = params["params"] if "params" in params else params
   return flax_to_torch(jax.device_get(tree), qwen_vl_rules(cfg, layout))
 

@@ -66,6 +66,12 @@ class QwenVisionConfig:
   dtype: str = "float32"  # compute dtype; params stay in param_dtype
   param_dtype: str = "float32"
   remat: bool = False  # rematerialise each block in the backward pass
+  # Not in Qwen2.5-VL (0 = none, its architecture): learned row and column embeddings, tables of this
+  # many entries, added to the patch embeddings. Rotary angles put a patch's place into attention
+  # scores only, never into the values a later token reads, so a tower trained from scratch must
+  # build place features itself before a question can read "where"; these hand them to it (README,
+  # "Where things are"). Rows or columns beyond the table share its last entry.
+  abs_position_grid: int = 0
 
   def __post_init__(self):
     object.__setattr__(self, "fullatt_block_indexes", tuple(int(i) for i in self.fullatt_block_indexes))
@@ -78,6 +84,9 @@ class QwenVisionConfig:
     if self.window_merged < 1:
       raise ValueError(f"window_size={self.window_size} must be at least patch_size * spatial_merge_size "
                        f"= {self.patch_size * self.spatial_merge_size} pixels.")
+    if self.abs_position_grid < 0:
+      raise ValueError(f"abs_position_grid={self.abs_position_grid} must be 0 (none, as Qwen2.5-VL) or the "
+                       "number of patch rows/columns to embed.")
     if self.hidden_act not in _ACTIVATIONS:
       raise ValueError(f"hidden_act {self.hidden_act!r} is not one of {sorted(_ACTIVATIONS)}.")
     resolve_dtype(self.dtype)
@@ -289,6 +298,12 @@ class QwenVisionTower(nn.Module):
     dtype = resolve_dtype(cfg.dtype)
     # Conv3d with kernel == stride over a flattened (C, T, P, P) patch is one matmul.
     x = _linear(cfg.hidden_size, (None,), ("embed",), "patch_embed", cfg, bias=False)(patches.astype(dtype))
+    if cfg.abs_position_grid:
+      table = self.param("abs_position_embed", nn.with_logical_partitioning(nn.initializers.normal(0.02),
+                                                                              (None, None, "embed")),
+                         (2, cfg.abs_position_grid, cfg.hidden_size), resolve_dtype(cfg.param_dtype))
+      place = jnp.clip(positions, 0, cfg.abs_position_grid - 1)
+      x = x + (table[0][place[..., 0]] + table[1][place[..., 1]]).astype(dtype)
     x = nn.with_logical_constraint(x, ("batch", "length", "embed"))
     cos, sin = vision_rope_angles(positions, cfg.head_dim, cfg.rope_theta)
     block = nn.remat(VisionBlock, prevent_cse=False) if cfg.remat else VisionBlock

@@ -8,6 +8,7 @@ import functools
 import json
 import re
 
+import flax.linen as nn
 import jax
 import numpy as np
 import pytest
@@ -187,3 +188,17 @@ def test_released_configs_match_our_model_configs(released, ours, num_params):
   assert sum(int(np.prod(x.shape)) for x in jax.tree.leaves(shapes)) == num_params
   # Our config.json of the same architecture reads back to it.
   assert convert.config_from_json(convert.config_to_hf(parsed).to_dict()) == parsed
+
+
+def test_a_place_table_stays_in_our_format(tmp_path):
+  """vision.abs_position_grid (not Qwen's) round-trips through our Flax directory; transformers'
+  layout has no tensor for it, so writing that layout stops with a message naming the way out."""
+  cfg = tiny_config()
+  cfg = dataclasses.replace(cfg, vision=dataclasses.replace(cfg.vision, abs_position_grid=6))
+  params = jax.tree.map(np.asarray, nn.unbox(init_qwen_vl(cfg, jax.random.key(2))["params"]))
+  convert.save_flax_qwen_vl(tmp_path / "flax", cfg, params)
+  loaded_cfg, loaded = convert.load_flax_qwen_vl(tmp_path / "flax")
+  assert loaded_cfg == cfg and loaded["params"]["visual"]["abs_position_embed"].shape == (2, 6, cfg.vision.hidden_size)
+  assert_trees_equal(loaded["params"], params)
+  with pytest.raises(ValueError, match="keep this model in our Flax format"):
+    convert.params_to_state({"params": params}, cfg)

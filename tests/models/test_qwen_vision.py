@@ -135,3 +135,26 @@ def test_logical_axes_and_input_checks():
   with pytest.raises(ValueError, match="patch_dim"):
     QwenVisionTower(CFG).init(jax.random.key(0), patches[..., :-1], positions[None], image_ids[None],
                               window_ids[None])
+
+
+def test_abs_positions_put_place_into_values():
+  """With identical patches everywhere, rotary angles change only which equal values a patch averages,
+  so every merged token comes out the same: nothing downstream can read where a token sits. The
+  optional learned row/column embeddings (not Qwen's; off by default) make them differ."""
+  positions, image_ids, window_ids = patch_metadata(GRIDS[:1], CFG)  # 6 x 10 patches -> 3 x 5 tokens
+  inputs = (np.full((1, len(image_ids), CFG.patch_dim), 0.5, np.float32), positions[None], image_ids[None],
+            window_ids[None])
+
+  def spread(cfg):
+    tower = QwenVisionTower(cfg)
+    params = nn.meta.unbox(tower.init(jax.random.key(0), *inputs)["params"])
+    out = np.asarray(tower.apply({"params": params}, *inputs))[0]  # [15, out_hidden]
+    return params, np.abs(out - out[:1]).max(-1) / np.abs(out).max()
+
+  params, plain = spread(CFG)
+  assert "abs_position_embed" not in params and plain.max() < 1e-5, plain.max()
+  params, placed = spread(QwenVisionConfig.tiny(abs_position_grid=10))
+  assert params["abs_position_embed"].shape == (2, 10, CFG.hidden_size)
+  assert placed[1:].min() > 1e-2, placed  # every token differs from the first
+  with pytest.raises(ValueError, match="abs_position_grid"):
+    QwenVisionConfig.tiny(abs_position_grid=-1)
