@@ -103,6 +103,9 @@ def judge_config(scale: float) -> ConfigDict:
       # instead, which a judge learns from the image alone and which lets it learn to ground a named
       # object (README). 0 for the shipped judge.
       caption_fraction=0.0,
+      # The share of steps that show one object alone and ask its name (judge_data.NAMING), so that colour,
+      # shape and texture are learned apart from place (README). 0 for the shipped judge.
+      naming_fraction=0.0,
       length_buckets=(96, 160, 256), vocab_size=1024, tokenizer_steps=40,
       corrupt_p=0.6,  # chains and images each corrupted with this probability (judge_data.py)
       vq_fraction=0.5,  # that fraction of images seen through the trained VQ, like the policy's

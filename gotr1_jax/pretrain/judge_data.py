@@ -11,7 +11,9 @@ for R_RI the oracle's detected boxes in the judge image's pixels, as JSON. Besid
 that is not GoT-R1's and is only trained on ("caption"): name and box every object in the image.
 Its answer follows from the image alone, so a judge can learn it directly; grounding a *named*
 object among several cannot be learned by a judge that has not learned to name what it sees
-(tools/probe_localisation.py, README). It trains nothing (judge_train.py does). `PolicyPool` holds
+(tools/probe_localisation.py, README). A second such question ("naming") shows one object alone
+and asks its name, so that what the object *is* (colour, shape, texture) is learned apart from
+where it is and which of several it is. It trains nothing (judge_train.py does). `PolicyPool` holds
 a policy's own samples, asked the same questions.
 """
 from __future__ import annotations
@@ -39,6 +41,8 @@ from gotr1_jax.rewards.prompts import SCORE_SCALES, get_prompts
 KINDS = ("r_sem", "r_spa", "r_ri", "r_pi")
 CAPTION = "caption"  # the auxiliary question (module docstring); asked in training only
 CAPTION_QUESTION = 'Locate every object. Answer a JSON list of {"bbox_2d": [x1, y1, x2, y2], "label": name}.'
+NAMING = "naming"  # the second auxiliary question (module docstring); asked in training only
+NAMING_QUESTION = "Name the object in the image."
 CORRUPTIONS = ("color", "shape", "texture", "drop", "add", "move")
 EMPTY_GROUNDING = json.dumps([])  # grounding_answer when no object of the name is found
 
@@ -73,6 +77,27 @@ def caption_answer(detections: Sequence[SceneObject], size: tuple[int, int]) -> 
   """Every detected object, left to right (then top to bottom), named and boxed as grounding answers are."""
   ordered = sorted(detections, key=lambda d: (d.box[0], d.box[1]))
   return json.dumps([{"bbox_2d": _pixel_box(d.box, size), "label": d.name} for d in ordered])
+
+
+def naming_example(rng: np.random.Generator, image_size: tuple[int, int], world: WorldConfig = WorldConfig(),
+                   image_transform: Optional[Callable[[np.ndarray], np.ndarray]] = None,
+                   tries: int = 8) -> JudgeExample:
+  """One object of random colour, shape, texture, size and place alone on the canvas (optionally
+  through image_transform), asked NAMING_QUESTION; the answer is its name as the oracle's detector
+  reads it. A draw the detector does not read as exactly one object (a VQ round trip can smear
+  one) is redrawn, up to `tries` times; then the rendered object's own name is the answer."""
+  for _ in range(max(tries, 1)):
+    side = int(rng.integers(int(world.min_object_size * COORD_MAX), int(world.max_object_size * COORD_MAX) + 1))
+    margin = int(world.border * COORD_MAX)
+    x1, y1 = (int(v) for v in rng.integers(margin, COORD_MAX - margin - side, 2))
+    obj = SceneObject(shape=str(rng.choice(world.shapes)), color=str(rng.choice(world.color_names)),
+                      texture=str(rng.choice(world.textures)), box=(x1, y1, x1 + side, y1 + side))
+    image = render_scene(Scene(objects=(obj,)), world)
+    image = image if image_transform is None else image_transform(image)
+    found = detect.detect_objects(image, world)
+    if len(found) == 1:
+      return JudgeExample(NAMING, NAMING_QUESTION, fit_image(image, image_size), found[0].name)
+  return JudgeExample(NAMING, NAMING_QUESTION, fit_image(image, image_size), obj.name)
 
 
 def swap_boxes(objs: list[SceneObject], i: int, j: int) -> None:

@@ -32,8 +32,8 @@ from gotr1_jax.metrics import MetricWriter
 from gotr1_jax.models.qwen_image_processing import QwenImageConfig, pack_vision_batch
 from gotr1_jax.models.qwen_positions import get_rope_index
 from gotr1_jax.models.qwen_vl import QwenVL, QwenVLConfig, init_qwen_vl, qwen_vl_config_from_dict
-from gotr1_jax.pretrain.judge_data import (CAPTION, EMPTY_GROUNDING, KINDS, JudgeExample, PolicyPool, judge_examples,
-                                          layout_contrast_example, score_answer)
+from gotr1_jax.pretrain.judge_data import (CAPTION, EMPTY_GROUNDING, KINDS, NAMING, JudgeExample, PolicyPool,
+                                          judge_examples, layout_contrast_example, naming_example, score_answer)
 from gotr1_jax.pretrain.scenes import split_prompts
 from gotr1_jax.rewards.config import reward_defaults
 from gotr1_jax.rewards.judge import JudgeRewardModel
@@ -72,8 +72,9 @@ def example_stream(specs: Sequence[PromptSpec], seed: int, c: ConfigDict, reward
   c.policy_empty_grounding_keep (most objects the policy draws are not found by the oracle, and a
   judge taught them as they come learns to find nothing: R_RI, and so the product, 0 for every
   sample). With c.caption_fraction > 0 a step is, with that probability, a step of the caption
-  question (judge_data.CAPTION: name and box every object) instead; the other steps keep the kinds
-  they had without it."""
+  question (judge_data.CAPTION: name and box every object) instead, and with c.naming_fraction > 0
+  a step of the naming question (judge_data.NAMING: one object alone, its name); the other steps
+  keep the kinds they had without them."""
   size = (int(c.image_size), int(c.image_size))
   pool_p = float(c.get("policy_fraction", 0.0)) if pool is not None else 0.0
   empty_keep = float(c.get("policy_empty_grounding_keep", 1.0))
@@ -86,10 +87,11 @@ def example_stream(specs: Sequence[PromptSpec], seed: int, c: ConfigDict, reward
   related = [s for s in specs if s.relations]
   top_spa = score_answer(1.0, "r_spa")
   kind_p = np.array(weights, np.float64) / sum(weights) if weights else None
-  caption_p = float(c.get("caption_fraction", 0.0))
-  if not 0.0 <= caption_p < 1.0:
-    raise ValueError(f"config.judge.caption_fraction={caption_p} must be in [0, 1): the share of steps that ask "
-                     f"the caption question instead of GoT-R1's.")
+  caption_p, naming_p = float(c.get("caption_fraction", 0.0)), float(c.get("naming_fraction", 0.0))
+  if not (0.0 <= caption_p and 0.0 <= naming_p and caption_p + naming_p < 1.0):
+    raise ValueError(f"config.judge.caption_fraction={caption_p} and naming_fraction={naming_p} must be "
+                     "non-negative with a sum below 1: the shares of steps that ask the auxiliary questions "
+                     "instead of GoT-R1's.")
 
   def examples(step: int) -> list[JudgeExample]:
     rng = np.random.default_rng([seed, step])
@@ -97,15 +99,19 @@ def example_stream(specs: Sequence[PromptSpec], seed: int, c: ConfigDict, reward
       kind = KINDS[int(np.random.default_rng([seed, step, 1]).choice(len(KINDS), p=kind_p))]
     else:
       kind = KINDS[step % len(KINDS)]
-    if caption_p and np.random.default_rng([seed, step, 2]).random() < caption_p:
-      kind = CAPTION
+    if caption_p or naming_p:
+      u = np.random.default_rng([seed, step, 2]).random()
+      kind = CAPTION if u < caption_p else NAMING if u < caption_p + naming_p else kind
 
     def keep(e: JudgeExample) -> bool:  # thins top-score R_spa; draws nothing unless spa_top_keep < 1
       return not (e.kind == "r_spa" and e.answer == top_spa and top_keep < 1.0 and rng.random() >= top_keep)
 
     out: list[JudgeExample] = []
     while len(out) < c.batch_size:
-      if kind == "r_spa" and contrast_p and related and rng.random() < contrast_p:
+      if kind == NAMING:
+        use_vq = image_transform is not None and rng.random() < c.vq_fraction
+        drawn = [naming_example(rng, size, world, image_transform if use_vq else None)]
+      elif kind == "r_spa" and contrast_p and related and rng.random() < contrast_p:
         drawn = [layout_contrast_example(related[int(rng.integers(len(related)))], rng, reward, world)]
       elif pool_p and rng.random() < pool_p:
         drawn = [e for e in pool.examples(int(rng.integers(len(pool))), size, reward, world)

@@ -77,6 +77,24 @@ def test_caption_answer_names_and_boxes_every_object_left_to_right(reward):
   assert labels == sorted(d.name for d in detect.detect_objects(image, WorldConfig())) and len(labels) >= 2
 
 
+def test_naming_example_shows_one_object_and_answers_its_name():
+  from gotr1_jax.data.shapes_world import detect
+  world, rng = WorldConfig(), np.random.default_rng(0)
+  examples = [judge_data.naming_example(rng, SIZE, world) for _ in range(24)]
+  assert all(e.kind == judge_data.NAMING and e.text == judge_data.NAMING_QUESTION for e in examples)
+  assert all(e.image.shape == SIZE + (3,) for e in examples)
+  for e in examples:  # the answer is what the detector reads on the judge's own image
+    found = detect.detect_objects(e.image, world)
+    assert [d.name for d in found] == [e.answer]
+  words = [e.answer.split() for e in examples]
+  assert len({w[-1] for w in words}) >= 4 and len({w[-2] for w in words}) >= 5  # shapes and colours vary
+  # A transform that wipes the object leaves nothing to read: the rendered object's name stands.
+  blank = lambda image: np.full_like(image, 255)  # noqa: E731
+  e = judge_data.naming_example(np.random.default_rng(1), SIZE, world, blank, tries=2)
+  assert not detect.detect_objects(e.image, world)
+  assert e.answer.split()[-1] in world.shapes and e.answer.split()[-2] in world.color_names
+
+
 def test_corruptions_lower_the_exact_scores(reward):
   rng = np.random.default_rng(1)
   world = WorldConfig()

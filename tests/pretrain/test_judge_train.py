@@ -122,6 +122,26 @@ def test_caption_fraction_replaces_that_share_of_steps_and_leaves_the_rest():
     jt.example_stream(specs, 0, c, reward, world)
 
 
+def test_naming_fraction_adds_naming_steps_beside_caption_steps():
+  import pytest
+  from gotr1_jax.pretrain.judge_data import CAPTION, NAMING, NAMING_QUESTION
+  c = toy_judge_config()
+  world, reward = WorldConfig(), jt.reward_config(c)
+  specs = load_prompts("spatial", "train")[:8]
+  c.kind_weights, c.caption_fraction = (1, 1, 1, 1), 0.3
+  plain = [jt.example_stream(specs, 0, c, reward, world)(step)[0].kind for step in range(40)]
+  c.naming_fraction = 0.3
+  kinds = [jt.example_stream(specs, 0, c, reward, world)(step)[0].kind for step in range(40)]
+  # Caption steps stay where they were; naming takes some of GoT-R1's steps; the rest keep their kinds.
+  assert [k == CAPTION for k in kinds] == [p == CAPTION for p in plain]
+  assert 4 < kinds.count(NAMING) < 20 and all(k == p for k, p in zip(kinds, plain) if k != NAMING)
+  naming = jt.example_stream(specs, 0, c, reward, world)(kinds.index(NAMING))
+  assert len(naming) == c.batch_size and all(e.text == NAMING_QUESTION and e.answer for e in naming)
+  c.naming_fraction = 0.7
+  with pytest.raises(ValueError, match="naming_fraction"):
+    jt.example_stream(specs, 0, c, reward, world)
+
+
 def test_training_lowers_the_loss_and_the_judge_scores(tmp_path):
   config = ConfigDict(dict(seed=0, judge=toy_judge_config(steps=8)))
   cfg, params, tok, gen_cfg, final = jt.train_judge(config, str(tmp_path))
