@@ -12,7 +12,11 @@ rank correlations and means per reward and for the combined reward. GoT-R1's Qwe
 scored rho = 0.34 against humans (GOT_R1_FACTS.md); here the reference is exact. A last line,
 "R_RI boxes", says whether the judge's grounding boxes lie where the objects are
 (eval/judge_fidelity.grounding_localisation): their centres' correlation with the objects' and
-their error beside that of always answering the image's centre.
+their error beside that of always answering the image's centre. With --reading two more lines ask
+what the judge sees with no object named (eval/judge_fidelity.caption_reading, naming_reading): the
+caption question about each image (are its boxes where the objects are, are their labels right?)
+and the name of one object shown alone (colour, shape, texture); for judges trained with
+config.judge.caption_fraction / naming_fraction.
 """
 import json
 import logging
@@ -39,6 +43,8 @@ _SEED = flags.DEFINE_integer("seed", 0, "Sample seed.")
 _BATCH = flags.DEFINE_integer("batch", 64, "Samples per judge call.")
 _POOL = flags.DEFINE_string("pool", None, "Score a policy's own samples instead (tools/make_judge_pool.py).")
 _OUT = flags.DEFINE_string("out", None, "Write fidelity.json here too.")
+_READING = flags.DEFINE_boolean("reading", False, "Also ask the caption and naming questions (judges trained "
+                                "with them) and print what the judge sees with no object named.")
 
 
 def vq_round_trip(path: str):
@@ -55,10 +61,10 @@ def main(argv):
   logging.getLogger("absl").setLevel(logging.WARNING)
   config = _CONFIG.value
   t0 = time.perf_counter()
+  transform = None if _NOVQ.value else vq_round_trip(_VQ.value or shipped_checkpoint("vq"))
   if _POOL.value:
     sample = jf.pool_sample(PolicyPool.load(_POOL.value))
   else:
-    transform = None if _NOVQ.value else vq_round_trip(_VQ.value or shipped_checkpoint("vq"))
     sample = jf.fidelity_sample(_NUM.value, seed=_SEED.value, image_transform=transform)
   model = judge_reward_model(config, _JUDGE.value or "")
   result = jf.judge_fidelity(model, sample, config.reward, batch_size=_BATCH.value)
@@ -69,6 +75,11 @@ def main(argv):
   print("\nCounters: " + ", ".join(f"{k} {int(v)}" for k, v in sorted(result["counters"].items())))
   result["localisation"] = jf.grounding_localisation(model, sample, batch_size=_BATCH.value)
   print(jf.format_localisation(result["localisation"]))
+  if _READING.value:
+    result["caption"] = jf.caption_reading(model, sample, batch_size=_BATCH.value)
+    result["naming"] = jf.naming_reading(model, seed=_SEED.value, batch_size=_BATCH.value,
+                                         image_transform=transform)
+    print(jf.format_reading(result["caption"], result["naming"]))
   if _OUT.value:
     os.makedirs(_OUT.value, exist_ok=True)
     with open(os.path.join(_OUT.value, "fidelity.json"), "w") as f:

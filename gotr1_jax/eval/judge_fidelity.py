@@ -7,12 +7,15 @@ correlations (Spearman rho, Kendall tau-b) per reward and for the combined rewar
 samples also within each group of one prompt, the only differences GRPO's advantages use. GoT-R1 reports
 its Qwen2.5-VL judge at rho = 0.34 against humans; here the reference is exact, so the numbers say
 how much of the oracle's ordering the judge keeps. Scoring is the reward model's (rewards/judge.py).
-`grounding_localisation` asks whether the judge's R_RI boxes lie where the objects are.
+`grounding_localisation` asks whether the judge's R_RI boxes lie where the objects are;
+`caption_reading` and `naming_reading` ask, apart from GoT-R1's questions, whether the judge sees
+where objects are and what they are (its training's auxiliary questions, pretrain/judge_data.py).
 """
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Optional
+import json
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 from scipy import stats
@@ -20,12 +23,13 @@ from scipy import stats
 from gotr1_jax.data.shapes_world import detect
 from gotr1_jax.data.shapes_world.oracle import oracle_rewards
 from gotr1_jax.data.shapes_world.prompts import CATEGORIES, PromptSpec, parse_prompt
-from gotr1_jax.data.shapes_world.world import COORD_MAX, WorldConfig, box_center
+from gotr1_jax.data.shapes_world.world import COORD_MAX, SOLID, WorldConfig, box_center
 from gotr1_jax.eval.shapes_eval import eval_prompts
-from gotr1_jax.pretrain.judge_data import PolicyPool, sample_pair
+from gotr1_jax.pretrain.judge_data import (CAPTION, CAPTION_QUESTION, NAMING, NAMING_QUESTION, PolicyPool,
+                                          naming_example, sample_pair)
 from gotr1_jax.rewards.combine import combine
 from gotr1_jax.rewards.iou import object_key
-from gotr1_jax.rewards.judge import RewardBatch, fit_image
+from gotr1_jax.rewards.judge import JudgeRequest, RewardBatch, fit_image
 from gotr1_jax.rewards.parse import parse_boxes
 
 COMPONENTS = ("r_sem", "r_spa", "r_ri", "r_pi")
@@ -148,13 +152,110 @@ def grounding_localisation(reward_model: Any, sample: FidelitySample, batch_size
       if boxes:
         true.append(centre)
         got.append(tuple(v / COORD_MAX for v in box_center(boxes[0])))
+  return {"asked": float(len(asks)), "answered_frac": len(true) / max(len(asks), 1), **_centre_stats(true, got)}
+
+
+def _centre_stats(true: Sequence[tuple[float, float]], got: Sequence[tuple[float, float]]) -> dict[str, float]:
+  """Pearson correlations of answered and true centres per axis (NaN with < 3 or a constant side),
+  mean absolute errors, and those of always answering the image's centre; fractions of the side."""
   true_a, got_a = np.asarray(true, np.float64).reshape(-1, 2), np.asarray(got, np.float64).reshape(-1, 2)
   corr = lambda a, b: float(np.corrcoef(a, b)[0, 1]) if len(a) >= 3 and np.ptp(a) > 0 and np.ptp(b) > 0 else float("nan")  # noqa: E731
   mean = lambda a: float(np.mean(a)) if len(a) else float("nan")  # noqa: E731
-  return {"asked": float(len(asks)), "answered_frac": len(true) / max(len(asks), 1),
-          "corr_x": corr(true_a[:, 0], got_a[:, 0]), "corr_y": corr(true_a[:, 1], got_a[:, 1]),
+  return {"corr_x": corr(true_a[:, 0], got_a[:, 0]), "corr_y": corr(true_a[:, 1], got_a[:, 1]),
           "err_x": mean(np.abs(true_a[:, 0] - got_a[:, 0])), "err_y": mean(np.abs(true_a[:, 1] - got_a[:, 1])),
           "centre_err_x": mean(np.abs(true_a[:, 0] - 0.5)), "centre_err_y": mean(np.abs(true_a[:, 1] - 0.5))}
+
+
+def object_attributes(name: str, world: WorldConfig = WorldConfig()) -> tuple[Optional[str], Optional[str], str]:
+  """(colour, shape, texture) words of an object name ("dotted blue star"); None where a word is
+  missing; texture "solid" when none is named (names leave solid out)."""
+  words = str(name).lower().split()
+  pick = lambda options: next((w for w in words if w in options), None)  # noqa: E731
+  return pick(world.color_names), pick(world.shapes), pick(world.textures) or SOLID
+
+
+def _attribute_hits(true_name: str, answered_name: str, world: WorldConfig) -> np.ndarray:
+  return np.array([a == b for a, b in zip(object_attributes(true_name, world), object_attributes(answered_name, world))],
+                  np.float64)
+
+
+def _ask(reward_model: Any, text: str, images: Sequence[np.ndarray], max_new_tokens: int, kind: str,
+         batch_size: int) -> list[str]:
+  """One question about each image (as the judge sees it), through the judge's generator."""
+  out: list[str] = []
+  for start in range(0, len(images), batch_size):
+    chunk = images[start:start + batch_size]
+    answers = reward_model.generate_fn([JudgeRequest(text, im, max_new_tokens, kind) for im in chunk])
+    out += [a if isinstance(a, str) else "" for a in answers]
+  return out
+
+
+def _json_list(text: str) -> Optional[list]:
+  try:
+    value = json.loads(text)
+  except (TypeError, ValueError):
+    return None
+  return value if isinstance(value, list) else None
+
+
+def caption_reading(reward_model: Any, sample: FidelitySample, batch_size: int = 64,
+                    world: WorldConfig = WorldConfig(), max_new_tokens: int = 240) -> dict[str, float]:
+  """Does the judge see where the objects are, and what they are, with no object named to it? It
+  is asked the caption question (judge_data.CAPTION_QUESTION: name and box every object) about every
+  image. For every object the oracle detects, the answered box whose centre is nearest to it is
+  compared with it: centre correlation and error (beside always answering the image's centre), and
+  that box's label against the object's colour, shape and texture (chance: 1/8, 1/6, about 1/2).
+  Answers that are not a JSON list of boxes give no boxes and are counted."""
+  size = reward_model.image_size
+  seen = [fit_image(np.asarray(im), size) for im in sample.images]
+  answers = _ask(reward_model, CAPTION_QUESTION, seen, max_new_tokens, CAPTION, batch_size)
+  true, got, hits, unreadable, objects = [], [], [], 0, 0
+  for image, answer in zip(sample.images, answers):
+    entries = _json_list(answer)
+    unreadable += entries is None
+    boxed = []  # (centre, label) of each answered entry with a readable box
+    for e in entries or []:
+      boxes = parse_boxes(json.dumps([e]), size, frame="pixels") if isinstance(e, dict) else None
+      if boxes:
+        boxed.append((tuple(v / COORD_MAX for v in box_center(boxes[0])), str(e.get("label", ""))))
+    for d in detect.detect_objects(np.asarray(image), world):
+      objects += 1
+      if boxed:
+        centre = tuple(v / COORD_MAX for v in box_center(d.box))
+        near, label = min(boxed, key=lambda b: (b[0][0] - centre[0]) ** 2 + (b[0][1] - centre[1]) ** 2)
+        true.append(centre)
+        got.append(near)
+        hits.append(_attribute_hits(d.name, label, world))
+  acc = np.mean(hits, 0) if hits else np.full(3, np.nan)
+  return {"images": float(len(answers)), "unreadable_frac": unreadable / max(len(answers), 1),
+          "objects": float(objects), "matched_frac": len(true) / max(objects, 1), **_centre_stats(true, got),
+          "colour_acc": float(acc[0]), "shape_acc": float(acc[1]), "texture_acc": float(acc[2])}
+
+
+def naming_reading(reward_model: Any, num: int = 160, seed: int = 0, batch_size: int = 64,
+                   world: WorldConfig = WorldConfig(),
+                   image_transform: Optional[Callable[[np.ndarray], np.ndarray]] = None) -> dict[str, float]:
+  """What the judge sees in one object alone: `num` lone objects (judge_data.naming_example, seeded),
+  each asked NAMING_QUESTION; accuracy of the answer's colour, shape and texture words, and of the
+  whole name."""
+  rng = np.random.default_rng(seed)
+  examples = [naming_example(rng, reward_model.image_size, world, image_transform) for _ in range(num)]
+  answers = _ask(reward_model, NAMING_QUESTION, [e.image for e in examples], 16, NAMING, batch_size)
+  acc = np.mean([_attribute_hits(e.answer, a, world) for e, a in zip(examples, answers)], 0)
+  return {"asked": float(num), "colour_acc": float(acc[0]), "shape_acc": float(acc[1]),
+          "texture_acc": float(acc[2]),
+          "name_acc": float(np.mean([e.answer == a.strip() for e, a in zip(examples, answers)]))}
+
+
+def format_reading(caption: dict[str, float], naming: dict[str, float]) -> str:
+  return (f"Caption (every object, none named): {int(caption['objects'])} objects, {caption['matched_frac']:.0%} "
+          f"with an answered box, {caption['unreadable_frac']:.0%} of answers unreadable; nearest box's centre "
+          f"correlation x {caption['corr_x']:.3f}, y {caption['corr_y']:.3f}, error x {caption['err_x']:.3f}, "
+          f"y {caption['err_y']:.3f} (the image's centre: {caption['centre_err_x']:.3f}, "
+          f"{caption['centre_err_y']:.3f}); its label's colour {caption['colour_acc']:.2f}, shape "
+          f"{caption['shape_acc']:.2f}, texture {caption['texture_acc']:.2f}\n"
+          f"Naming (one object alone): {int(naming['asked'])} objects; colour {naming['colour_acc']:.2f}, shape "
+          f"{naming['shape_acc']:.2f}, texture {naming['texture_acc']:.2f}, whole name {naming['name_acc']:.2f}")
 
 
 def format_localisation(r: dict[str, float]) -> str:

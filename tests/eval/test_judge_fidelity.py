@@ -121,3 +121,37 @@ def test_grounding_localisation_tells_a_judge_that_localises_from_one_that_does_
   blind = jf.grounding_localisation(_grounding_judge(lambda n, im: "I cannot tell."), sample)
   assert blind["answered_frac"] == 0.0 and math.isnan(blind["err_x"])
   assert "answered with a box" in jf.format_localisation(perfect)
+
+
+def _reading_judge(answer_fn):
+  """A JudgeRewardModel at 56 px whose answers to any question are answer_fn(text, image) -> str."""
+  from gotr1_jax.rewards.judge import JudgeRewardModel
+  return JudgeRewardModel(lambda requests: [answer_fn(r.text, r.image) for r in requests], (56, 56), reward_defaults())
+
+
+def test_caption_and_naming_reading_tell_what_the_judge_sees(sample):
+  from gotr1_jax.data.shapes_world import detect
+  from gotr1_jax.pretrain.judge_data import CAPTION_QUESTION, NAMING_QUESTION, caption_answer
+
+  def truthful(text, image):  # reads the judge's own 56 px image as the oracle does
+    found = detect.detect_objects(image)
+    return caption_answer(found, (56, 56)) if text == CAPTION_QUESTION else found[0].name
+
+  perfect = jf.caption_reading(_reading_judge(truthful), sample)
+  assert perfect["objects"] > 60 and perfect["matched_frac"] == 1.0 and perfect["unreadable_frac"] == 0.0
+  assert perfect["corr_x"] > 0.98 and perfect["corr_y"] > 0.98 and perfect["err_x"] < 0.03
+  assert perfect["colour_acc"] > 0.95 and perfect["shape_acc"] > 0.9 and perfect["texture_acc"] > 0.9
+  # Always one red circle in the middle: boxes no better than the centre, labels at about chance.
+  one = '[{"bbox_2d": [18, 18, 38, 38], "label": "red circle"}]'
+  blind = jf.caption_reading(_reading_judge(lambda t, im: one if t == CAPTION_QUESTION else "red circle"), sample)
+  assert math.isnan(blind["corr_x"]) and blind["err_x"] == pytest.approx(blind["centre_err_x"], abs=0.01)
+  assert blind["colour_acc"] < 0.3 and blind["shape_acc"] < 0.35
+  assert jf.caption_reading(_reading_judge(lambda t, im: "no idea"), sample)["unreadable_frac"] == 1.0
+  named = jf.naming_reading(_reading_judge(truthful), num=40)
+  # (Answers are read on the 64 px render, the judge sees it at 56 px: a texture can blur away.)
+  assert named["asked"] == 40 and named["name_acc"] >= 0.95 and named["shape_acc"] >= 0.95
+  guess = jf.naming_reading(_reading_judge(lambda t, im: "red circle" if t == NAMING_QUESTION else ""), num=40)
+  assert guess["colour_acc"] < 0.35 and guess["shape_acc"] < 0.4 and guess["name_acc"] < 0.2
+  assert "Naming (one object alone)" in jf.format_reading(perfect, named)
+  assert jf.object_attributes("dotted blue star") == ("blue", "star", "dotted")
+  assert jf.object_attributes("red circle") == ("red", "circle", "solid")
