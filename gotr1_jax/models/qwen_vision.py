@@ -69,8 +69,9 @@ class QwenVisionConfig:
   # Not in Qwen2.5-VL (0 = none, its architecture): learned row and column embeddings, tables of this
   # many entries, added to the patch embeddings. Rotary angles put a patch's place into attention
   # scores only, never into the values a later token reads, so a tower trained from scratch must
-  # build place features itself before a question can read "where"; these hand them to it (README,
-  # "Where things are"). Rows or columns beyond the table share its last entry.
+  # build place features itself before a question can read "where"; these hand them to it (measured
+  # on ShapesWorld's judge: README, "What the caption judge sees"). Rows or columns beyond the table
+  # share its last entry.
   abs_position_grid: int = 0
 
   def __post_init__(self):
