@@ -175,8 +175,8 @@ def object_attributes(name: str, world: WorldConfig = WorldConfig()) -> tuple[Op
 
 
 def _attribute_hits(true_name: str, answered_name: str, world: WorldConfig) -> np.ndarray:
-  return np.array([a == b for a, b in zip(object_attributes(true_name, world), object_attributes(answered_name, world))],
-                  np.float64)
+  pairs = zip(object_attributes(true_name, world), object_attributes(answered_name, world))
+  return np.array([a == b for a, b in pairs], np.float64)
 
 
 def _ask(reward_model: Any, text: str, images: Sequence[np.ndarray], max_new_tokens: int, kind: str,
@@ -204,7 +204,7 @@ def caption_reading(reward_model: Any, sample: FidelitySample, batch_size: int =
   is asked the caption question (judge_data.CAPTION_QUESTION: name and box every object) about every
   image. For every object the oracle detects, the answered box whose centre is nearest to it is
   compared with it: centre correlation and error (beside always answering the image's centre), and
-  that box's label against the object's colour, shape and texture (chance: 1/8, 1/6, about 1/2).
+  that box's label against the object's colour, shape and texture (chance: colour 1/8, shape 1/6).
   Answers that are not a JSON list of boxes give no boxes and are counted."""
   size = reward_model.image_size
   seen = [fit_image(np.asarray(im), size) for im in sample.images]
