@@ -106,6 +106,9 @@ def judge_config(scale: float) -> ConfigDict:
       # The share of steps that show one object alone and ask its name (judge_data.NAMING), so that colour,
       # shape and texture are learned apart from place (README). 0 for the shipped judge.
       naming_fraction=0.0,
+      # (hold, ramp): naming objects centred for `hold` steps, then spread to anywhere over `ramp` steps,
+      # since the tiny ViT learns shapes of centred objects first (README); () = anywhere from the start.
+      naming_place_schedule=(),
       length_buckets=(96, 160, 256), vocab_size=1024, tokenizer_steps=40,
       corrupt_p=0.6,  # chains and images each corrupted with this probability (judge_data.py)
       vq_fraction=0.5,  # that fraction of images seen through the trained VQ, like the policy's

@@ -81,15 +81,20 @@ def caption_answer(detections: Sequence[SceneObject], size: tuple[int, int]) -> 
 
 def naming_example(rng: np.random.Generator, image_size: tuple[int, int], world: WorldConfig = WorldConfig(),
                    image_transform: Optional[Callable[[np.ndarray], np.ndarray]] = None,
-                   tries: int = 8) -> JudgeExample:
+                   tries: int = 8, spread: float = 1.0) -> JudgeExample:
   """One object of random colour, shape, texture, size and place alone on the canvas (optionally
   through image_transform), asked NAMING_QUESTION; the answer is its name as the oracle's detector
   reads it. A draw the detector does not read as exactly one object (a VQ round trip can smear
-  one) is redrawn, up to `tries` times; then the rendered object's own name is the answer."""
+  one) is redrawn, up to `tries` times; then the rendered object's own name is the answer.
+  `spread` in [0, 1] scales the place's offset from the centre: 0 always centres the object, 1
+  places it anywhere (the same draws at any spread). A ViT trained from scratch learns shapes of
+  centred objects far sooner than anywhere (README), hence judge_train's place schedule."""
   for _ in range(max(tries, 1)):
     side = int(rng.integers(int(world.min_object_size * COORD_MAX), int(world.max_object_size * COORD_MAX) + 1))
     margin = int(world.border * COORD_MAX)
-    x1, y1 = (int(v) for v in rng.integers(margin, COORD_MAX - margin - side, 2))
+    centre = (COORD_MAX - side) // 2
+    x1, y1 = (int(round(centre + spread * (int(v) - centre)))
+              for v in rng.integers(margin, COORD_MAX - margin - side, 2))
     obj = SceneObject(shape=str(rng.choice(world.shapes)), color=str(rng.choice(world.color_names)),
                       texture=str(rng.choice(world.textures)), box=(x1, y1, x1 + side, y1 + side))
     image = render_scene(Scene(objects=(obj,)), world)

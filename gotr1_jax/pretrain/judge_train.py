@@ -74,7 +74,9 @@ def example_stream(specs: Sequence[PromptSpec], seed: int, c: ConfigDict, reward
   sample). With c.caption_fraction > 0 a step is, with that probability, a step of the caption
   question (judge_data.CAPTION: name and box every object) instead, and with c.naming_fraction > 0
   a step of the naming question (judge_data.NAMING: one object alone, its name); the other steps
-  keep the kinds they had without them."""
+  keep the kinds they had without them. c.naming_place_schedule = (hold, ramp) centres the naming
+  objects for the first `hold` steps and spreads them to anywhere over the next `ramp` (() = anywhere
+  from the start)."""
   size = (int(c.image_size), int(c.image_size))
   pool_p = float(c.get("policy_fraction", 0.0)) if pool is not None else 0.0
   empty_keep = float(c.get("policy_empty_grounding_keep", 1.0))
@@ -93,6 +95,14 @@ def example_stream(specs: Sequence[PromptSpec], seed: int, c: ConfigDict, reward
                      "non-negative with a sum below 1: the shares of steps that ask the auxiliary questions "
                      "instead of GoT-R1's.")
 
+  schedule = tuple(c.get("naming_place_schedule", None) or ())
+  if schedule and (len(schedule) != 2 or min(schedule) < 0 or schedule[1] < 1):
+    raise ValueError(f"config.judge.naming_place_schedule={schedule} must be (hold, ramp) steps with hold >= 0 "
+                     "and ramp >= 1, or () to place naming objects anywhere from the start.")
+
+  def spread(step: int) -> float:
+    return min(1.0, max(0.0, (step - schedule[0]) / schedule[1])) if schedule else 1.0
+
   def examples(step: int) -> list[JudgeExample]:
     rng = np.random.default_rng([seed, step])
     if weights:
@@ -110,7 +120,7 @@ def example_stream(specs: Sequence[PromptSpec], seed: int, c: ConfigDict, reward
     while len(out) < c.batch_size:
       if kind == NAMING:
         use_vq = image_transform is not None and rng.random() < c.vq_fraction
-        drawn = [naming_example(rng, size, world, image_transform if use_vq else None)]
+        drawn = [naming_example(rng, size, world, image_transform if use_vq else None, spread=spread(step))]
       elif kind == "r_spa" and contrast_p and related and rng.random() < contrast_p:
         drawn = [layout_contrast_example(related[int(rng.integers(len(related)))], rng, reward, world)]
       elif pool_p and rng.random() < pool_p:

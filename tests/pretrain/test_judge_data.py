@@ -86,6 +86,13 @@ def test_naming_example_shows_one_object_and_answers_its_name():
   for e in examples:  # the answer is what the detector reads on the judge's own image
     found = detect.detect_objects(e.image, world)
     assert [d.name for d in found] == [e.answer]
+  # spread 0 centres the object (same draws otherwise); 1 is the default's anywhere.
+  centred = [judge_data.naming_example(np.random.default_rng(0), SIZE, world, spread=0.0) for _ in range(6)]
+  for e in centred:
+    (d,) = detect.detect_objects(e.image, world)
+    assert all(abs((d.box[k] + d.box[k + 2]) / 2 - 500) < 40 for k in (0, 1)), d.box
+  anywhere = judge_data.naming_example(np.random.default_rng(0), SIZE, world, spread=1.0)
+  assert anywhere.answer == examples[0].answer and np.array_equal(anywhere.image, examples[0].image)
   words = [e.answer.split() for e in examples]
   assert len({w[-1] for w in words}) >= 4 and len({w[-2] for w in words}) >= 5  # shapes and colours vary
   # A transform that wipes the object leaves nothing to read: the rendered object's name stands.

@@ -137,6 +137,16 @@ def test_naming_fraction_adds_naming_steps_beside_caption_steps():
   assert 4 < kinds.count(NAMING) < 20 and all(k == p for k, p in zip(kinds, plain) if k != NAMING)
   naming = jt.example_stream(specs, 0, c, reward, world)(kinds.index(NAMING))
   assert len(naming) == c.batch_size and all(e.text == NAMING_QUESTION and e.answer for e in naming)
+  # A place schedule: naming objects centred before `hold`, anywhere after hold + ramp.
+  from gotr1_jax.data.shapes_world import detect
+  step = kinds.index(NAMING)
+  c.naming_place_schedule = (step + 1, 5)
+  centres = [d.box for e in jt.example_stream(specs, 0, c, reward, world)(step) for d in detect.detect_objects(e.image)]
+  assert centres and all(abs((b[0] + b[2]) / 2 - 500) < 40 and abs((b[1] + b[3]) / 2 - 500) < 40 for b in centres)
+  c.naming_place_schedule = (-1, 5)
+  with pytest.raises(ValueError, match="naming_place_schedule"):
+    jt.example_stream(specs, 0, c, reward, world)
+  c.naming_place_schedule = ()
   c.naming_fraction = 0.7
   with pytest.raises(ValueError, match="naming_fraction"):
     jt.example_stream(specs, 0, c, reward, world)
