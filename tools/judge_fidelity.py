@@ -61,7 +61,9 @@ def main(argv):
   logging.getLogger("absl").setLevel(logging.WARNING)
   config = _CONFIG.value
   t0 = time.perf_counter()
-  transform = None if _NOVQ.value else vq_round_trip(_VQ.value or shipped_checkpoint("vq"))
+  # The VQ round trip for the rendered sample's images and (--reading) the lone objects'; a pool's are as stored.
+  needs_vq = not _NOVQ.value and (not _POOL.value or _READING.value)
+  transform = vq_round_trip(_VQ.value or shipped_checkpoint("vq")) if needs_vq else None
   if _POOL.value:
     sample = jf.pool_sample(PolicyPool.load(_POOL.value))
   else:

@@ -89,9 +89,9 @@ def naming_example(rng: np.random.Generator, image_size: tuple[int, int], world:
   `spread` in [0, 1] scales the place's offset from the centre: 0 always centres the object, 1
   places it anywhere (the same draws at any spread). A ViT trained from scratch learns shapes of
   centred objects far sooner than anywhere (README), hence judge_train's place schedule."""
+  margin = int(world.border * COORD_MAX)
   for _ in range(max(tries, 1)):
     side = int(rng.integers(int(world.min_object_size * COORD_MAX), int(world.max_object_size * COORD_MAX) + 1))
-    margin = int(world.border * COORD_MAX)
     centre = (COORD_MAX - side) // 2
     x1, y1 = (int(round(centre + spread * (int(v) - centre)))
               for v in rng.integers(margin, COORD_MAX - margin - side, 2))

@@ -116,11 +116,13 @@ def example_stream(specs: Sequence[PromptSpec], seed: int, c: ConfigDict, reward
     def keep(e: JudgeExample) -> bool:  # thins top-score R_spa; draws nothing unless spa_top_keep < 1
       return not (e.kind == "r_spa" and e.answer == top_spa and top_keep < 1.0 and rng.random() >= top_keep)
 
+    def maybe_vq() -> Optional[Callable]:  # one draw: the VQ round trip for c.vq_fraction of images
+      return image_transform if image_transform is not None and rng.random() < c.vq_fraction else None
+
     out: list[JudgeExample] = []
     while len(out) < c.batch_size:
       if kind == NAMING:
-        use_vq = image_transform is not None and rng.random() < c.vq_fraction
-        drawn = [naming_example(rng, size, world, image_transform if use_vq else None, spread=spread(step))]
+        drawn = [naming_example(rng, size, world, maybe_vq(), spread=spread(step))]
       elif kind == "r_spa" and contrast_p and related and rng.random() < contrast_p:
         drawn = [layout_contrast_example(related[int(rng.integers(len(related)))], rng, reward, world)]
       elif pool_p and rng.random() < pool_p:
@@ -128,8 +130,7 @@ def example_stream(specs: Sequence[PromptSpec], seed: int, c: ConfigDict, reward
                  if not (e.kind == "r_ri" and e.answer == EMPTY_GROUNDING and rng.random() >= empty_keep)]
       else:
         spec = specs[int(rng.integers(len(specs)))]
-        use_vq = image_transform is not None and rng.random() < c.vq_fraction
-        drawn = judge_examples(spec, rng, size, reward, world, c.corrupt_p, image_transform if use_vq else None)
+        drawn = judge_examples(spec, rng, size, reward, world, c.corrupt_p, maybe_vq())
       out += [e for e in drawn if e.kind == kind and keep(e)]
     return out[:c.batch_size]
 
