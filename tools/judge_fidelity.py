@@ -15,7 +15,8 @@ scored rho = 0.34 against humans (GOT_R1_FACTS.md); here the reference is exact.
 their error beside that of always answering the image's centre. With --reading two more lines ask
 what the judge sees with no object named (eval/judge_fidelity.caption_reading, naming_reading): the
 caption question about each image (are its boxes where the objects are, are their labels right?)
-and the name of one object shown alone (colour, shape, texture); for judges trained with
+and the name of one object shown alone (colour, shape, texture), placed anywhere and then in the
+middle (where a config.judge.naming_place_schedule holds them first); for judges trained with
 config.judge.caption_fraction / naming_fraction.
 """
 import json
@@ -79,9 +80,10 @@ def main(argv):
   print(jf.format_localisation(result["localisation"]))
   if _READING.value:
     result["caption"] = jf.caption_reading(model, sample, batch_size=_BATCH.value)
-    result["naming"] = jf.naming_reading(model, seed=_SEED.value, batch_size=_BATCH.value,
-                                         image_transform=transform)
-    print(jf.format_reading(result["caption"], result["naming"]))
+    for key, spread in (("naming", 1.0), ("naming_centred", 0.0)):
+      result[key] = jf.naming_reading(model, seed=_SEED.value, batch_size=_BATCH.value, image_transform=transform,
+                                      spread=spread)
+    print(jf.format_reading(result["caption"], result["naming"], result["naming_centred"]))
   if _OUT.value:
     os.makedirs(_OUT.value, exist_ok=True)
     with open(os.path.join(_OUT.value, "fidelity.json"), "w") as f:

@@ -234,12 +234,15 @@ def caption_reading(reward_model: Any, sample: FidelitySample, batch_size: int =
 
 def naming_reading(reward_model: Any, num: int = 160, seed: int = 0, batch_size: int = 64,
                    world: WorldConfig = WorldConfig(),
-                   image_transform: Optional[Callable[[np.ndarray], np.ndarray]] = None) -> dict[str, float]:
-  """What the judge sees in one object alone: `num` lone objects (judge_data.naming_example, seeded),
+                   image_transform: Optional[Callable[[np.ndarray], np.ndarray]] = None,
+                   spread: float = 1.0) -> dict[str, float]:
+  """What the judge sees in one object alone: `num` lone objects (judge_data.naming_example, seeded;
+  `spread` 1 places them anywhere, 0 in the middle, as a naming_place_schedule's hold shows them),
   each asked NAMING_QUESTION; accuracy of the answer's colour, shape and texture words, and of the
   whole name."""
   rng = np.random.default_rng(seed)
-  examples = [naming_example(rng, reward_model.image_size, world, image_transform) for _ in range(num)]
+  examples = [naming_example(rng, reward_model.image_size, world, image_transform, spread=spread)
+              for _ in range(num)]
   answers = _ask(reward_model, NAMING_QUESTION, [e.image for e in examples], 16, NAMING, batch_size)
   acc = np.mean([_attribute_hits(e.answer, a, world) for e, a in zip(examples, answers)], 0)
   return {"asked": float(num), "colour_acc": float(acc[0]), "shape_acc": float(acc[1]),
@@ -247,8 +250,11 @@ def naming_reading(reward_model: Any, num: int = 160, seed: int = 0, batch_size:
           "name_acc": float(np.mean([e.answer == a.strip() for e, a in zip(examples, answers)]))}
 
 
-def format_reading(caption: dict[str, float], naming: dict[str, float]) -> str:
-  return (f"Caption (every object, none named): {int(caption['objects'])} objects, {caption['matched_frac']:.0%} "
+def format_reading(caption: dict[str, float], naming: dict[str, float],
+                   centred: Optional[dict[str, float]] = None) -> str:
+  """The caption line and the naming line (lone objects anywhere), then, given, the naming line of
+  lone objects in the middle."""
+  text = (f"Caption (every object, none named): {int(caption['objects'])} objects, {caption['matched_frac']:.0%} "
           f"with an answered box, {caption['unreadable_frac']:.0%} of answers unreadable; nearest box's centre "
           f"correlation x {caption['corr_x']:.3f}, y {caption['corr_y']:.3f}, error x {caption['err_x']:.3f}, "
           f"y {caption['err_y']:.3f} (the image's centre: {caption['centre_err_x']:.3f}, "
@@ -256,6 +262,10 @@ def format_reading(caption: dict[str, float], naming: dict[str, float]) -> str:
           f"{caption['shape_acc']:.2f}, texture {caption['texture_acc']:.2f}\n"
           f"Naming (one object alone): {int(naming['asked'])} objects; colour {naming['colour_acc']:.2f}, shape "
           f"{naming['shape_acc']:.2f}, texture {naming['texture_acc']:.2f}, whole name {naming['name_acc']:.2f}")
+  if centred is not None:
+    text += (f"\nNaming, the object in the middle: colour {centred['colour_acc']:.2f}, shape "
+             f"{centred['shape_acc']:.2f}, texture {centred['texture_acc']:.2f}, whole name {centred['name_acc']:.2f}")
+  return text
 
 
 def format_localisation(r: dict[str, float]) -> str:

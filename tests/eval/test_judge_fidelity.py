@@ -153,5 +153,16 @@ def test_caption_and_naming_reading_tell_what_the_judge_sees(sample):
   guess = jf.naming_reading(_reading_judge(lambda t, im: "red circle" if t == NAMING_QUESTION else ""), num=40)
   assert guess["colour_acc"] < 0.35 and guess["shape_acc"] < 0.4 and guess["name_acc"] < 0.2
   assert "Naming (one object alone)" in jf.format_reading(perfect, named)
+
+  def centre_only(text, image):  # names an object only when it lies in the middle of the image
+    found = detect.detect_objects(image)
+    x1, y1, x2, y2 = found[0].box
+    centred = abs((x1 + x2) / 2 - 500) < 80 and abs((y1 + y2) / 2 - 500) < 80
+    return found[0].name if centred else "red circle"
+
+  middle = jf.naming_reading(_reading_judge(centre_only), num=40, spread=0.0)
+  anywhere = jf.naming_reading(_reading_judge(centre_only), num=40)
+  assert middle["name_acc"] >= 0.95 and anywhere["shape_acc"] < 0.5
+  assert "Naming, the object in the middle: colour 1.00" in jf.format_reading(perfect, named, middle)
   assert jf.object_attributes("dotted blue star") == ("blue", "star", "dotted")
   assert jf.object_attributes("red circle") == ("red", "circle", "solid")
