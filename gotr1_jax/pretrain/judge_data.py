@@ -105,6 +105,21 @@ def naming_example(rng: np.random.Generator, image_size: tuple[int, int], world:
   return JudgeExample(NAMING, NAMING_QUESTION, fit_image(image, image_size), obj.name)
 
 
+def check_place_schedule(schedule: tuple, name: str) -> tuple:
+  """`schedule` as given if it is () or (hold >= 0, ramp >= 1) steps; else a ValueError naming `name`."""
+  schedule = tuple(schedule)
+  if schedule and (len(schedule) != 2 or min(schedule) < 0 or schedule[1] < 1):
+    raise ValueError(f"{name}={schedule} must be (hold, ramp) steps with hold >= 0 and ramp >= 1, or () to place "
+                     "lone objects anywhere from the start.")
+  return schedule
+
+
+def place_spread(schedule: tuple, step: int) -> float:
+  """naming_example's `spread` at `step` of a (hold, ramp) schedule: 0 (centred) for `hold` steps,
+  then rising linearly to 1 (anywhere) over `ramp`; 1 throughout for ()."""
+  return min(1.0, max(0.0, (step - schedule[0]) / schedule[1])) if schedule else 1.0
+
+
 def swap_boxes(objs: list[SceneObject], i: int, j: int) -> None:
   """Objects i and j trade boxes (in place); everything else about them stays."""
   objs[i], objs[j] = dataclasses.replace(objs[i], box=objs[j].box), dataclasses.replace(objs[j], box=objs[i].box)

@@ -13,6 +13,7 @@ the judge also learns the decoder's artefacts that the policy's images carry.
 """
 from __future__ import annotations
 
+import os
 import time
 from typing import Any, Callable, Optional, Sequence
 
@@ -33,7 +34,9 @@ from gotr1_jax.models.qwen_image_processing import QwenImageConfig, pack_vision_
 from gotr1_jax.models.qwen_positions import get_rope_index
 from gotr1_jax.models.qwen_vl import QwenVL, QwenVLConfig, init_qwen_vl, qwen_vl_config_from_dict
 from gotr1_jax.pretrain.judge_data import (CAPTION, EMPTY_GROUNDING, KINDS, NAMING, JudgeExample, PolicyPool,
-                                          judge_examples, layout_contrast_example, naming_example, score_answer)
+                                          check_place_schedule, judge_examples, layout_contrast_example,
+                                          naming_example, place_spread, score_answer)
+from gotr1_jax.pretrain.judge_vision import pretrain_vision
 from gotr1_jax.pretrain.scenes import split_prompts
 from gotr1_jax.rewards.config import reward_defaults
 from gotr1_jax.rewards.judge import JudgeRewardModel
@@ -95,13 +98,7 @@ def example_stream(specs: Sequence[PromptSpec], seed: int, c: ConfigDict, reward
                      "non-negative with a sum below 1: the shares of steps that ask the auxiliary questions "
                      "instead of GoT-R1's.")
 
-  schedule = tuple(c.get("naming_place_schedule", None) or ())
-  if schedule and (len(schedule) != 2 or min(schedule) < 0 or schedule[1] < 1):
-    raise ValueError(f"config.judge.naming_place_schedule={schedule} must be (hold, ramp) steps with hold >= 0 "
-                     "and ramp >= 1, or () to place naming objects anywhere from the start.")
-
-  def spread(step: int) -> float:
-    return min(1.0, max(0.0, (step - schedule[0]) / schedule[1])) if schedule else 1.0
+  schedule = check_place_schedule(c.get("naming_place_schedule", None) or (), "config.judge.naming_place_schedule")
 
   def examples(step: int) -> list[JudgeExample]:
     rng = np.random.default_rng([seed, step])
@@ -122,7 +119,7 @@ def example_stream(specs: Sequence[PromptSpec], seed: int, c: ConfigDict, reward
     out: list[JudgeExample] = []
     while len(out) < c.batch_size:
       if kind == NAMING:
-        drawn = [naming_example(rng, size, world, maybe_vq(), spread=spread(step))]
+        drawn = [naming_example(rng, size, world, maybe_vq(), spread=place_spread(schedule, step))]
       elif kind == "r_spa" and contrast_p and related and rng.random() < contrast_p:
         drawn = [layout_contrast_example(related[int(rng.integers(len(related)))], rng, reward, world)]
       elif pool_p and rng.random() < pool_p:
@@ -221,6 +218,7 @@ def train_judge(config: ConfigDict, workdir: str, image_transform: Optional[Call
   policy's own samples, so the judge learns the images and chains GRPO produces."""
   c = config.judge
   steps = c.steps if steps is None else steps
+  metrics, vision_metrics = {}, {}
   reward = reward_config(c)
   train_specs = split_prompts("train", world=world)
   init = c.get("init_checkpoint", "")
@@ -231,6 +229,11 @@ def train_judge(config: ConfigDict, workdir: str, image_transform: Optional[Call
     tokenizer = build_judge_tokenizer(train_specs, c, reward, world)
     model_cfg = judge_model_config(c, len(tokenizer))
     params = nn.unbox(init_qwen_vl(model_cfg, jax.random.key(config.seed)))
+    vp = c.get("vision_pretrain", None)
+    if vp is not None and int(vp.steps) > 0:  # the tower learns lone objects first (pretrain/judge_vision.py)
+      params["params"]["visual"], vision_metrics = pretrain_vision(
+          model_cfg.vision, vp, (int(c.image_size),) * 2, config.seed, os.path.join(workdir, "vision"), world,
+          image_transform, float(c.vq_fraction))
   model = QwenVL(model_cfg)
   gen_cfg = generation_config(c)
   n = int(c.image_size) ** 2
@@ -241,7 +244,7 @@ def train_judge(config: ConfigDict, workdir: str, image_transform: Optional[Call
   step_fn = jax.jit(make_judge_train_step(model), donate_argnums=0)
   writer = MetricWriter(workdir)
   bar = tqdm(range(steps), desc="judge", dynamic_ncols=True)
-  metrics, start, tokens = {}, time.time(), 0
+  start, tokens = time.time(), 0
   for step in bar:
     batch = judge_batch(generator, stream(step), tuple(c.length_buckets), int(c.patch_bucket))
     tokens += int(batch["mask"].sum())
@@ -252,6 +255,7 @@ def train_judge(config: ConfigDict, workdir: str, image_transform: Optional[Call
       writer.write(step + 1, metrics)
       bar.set_postfix(loss=f"{metrics['loss/loss']:.3f}", acc=f"{metrics['train/answer_token_acc']:.3f}")
   final = {k: v for k, v in metrics.items() if k.startswith(("loss/", "train/answer"))}
+  final.update(vision_metrics)
   generator.params = state.params
   if c.fidelity_samples > 0:
     sample = judge_fidelity.fidelity_sample(int(c.fidelity_samples), seed=config.seed + 1, world=world,

@@ -102,6 +102,16 @@ def test_naming_example_shows_one_object_and_answers_its_name():
   assert e.answer.split()[-1] in world.shapes and e.answer.split()[-2] in world.color_names
 
 
+def test_place_schedule_holds_then_ramps():
+  spread = [judge_data.place_spread((10, 4), step) for step in (0, 9, 10, 11, 13, 14, 100)]
+  assert spread == [0.0, 0.0, 0.0, 0.25, 0.75, 1.0, 1.0]
+  assert judge_data.place_spread((), 0) == 1.0  # anywhere from the start
+  assert judge_data.check_place_schedule([10, 4], "x") == (10, 4)
+  for bad in ((10,), (-1, 4), (10, 0)):
+    with pytest.raises(ValueError, match="my.schedule"):
+      judge_data.check_place_schedule(bad, "my.schedule")
+
+
 def test_corruptions_lower_the_exact_scores(reward):
   rng = np.random.default_rng(1)
   world = WorldConfig()
