@@ -14,7 +14,8 @@ scored rho = 0.34 against humans (GOT_R1_FACTS.md); here the reference is exact.
 (eval/judge_fidelity.grounding_localisation): their centres' correlation with the objects' and
 their error beside that of always answering the image's centre. With --reading two more lines ask
 what the judge sees with no object named (eval/judge_fidelity.caption_reading, naming_reading): the
-caption question about each image (are its boxes where the objects are, are their labels right?)
+caption question about each image (are its boxes where the objects are, are their labels right,
+read off the nearest box and off boxes paired one-to-one with the objects at IoU >= 0.5?)
 and the name of one object shown alone (colour, shape, texture), placed anywhere and then in the
 middle (where a config.judge.naming_place_schedule holds them first); for judges trained with
 config.judge.caption_fraction / naming_fraction.

@@ -19,6 +19,7 @@ from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 from scipy import stats
+from scipy.optimize import linear_sum_assignment
 
 from gotr1_jax.data.shapes_world import detect
 from gotr1_jax.data.shapes_world.oracle import oracle_rewards
@@ -28,11 +29,12 @@ from gotr1_jax.eval.shapes_eval import eval_prompts
 from gotr1_jax.pretrain.judge_data import (CAPTION, CAPTION_QUESTION, NAMING, NAMING_QUESTION, PolicyPool,
                                           naming_example, sample_pair)
 from gotr1_jax.rewards.combine import combine
-from gotr1_jax.rewards.iou import object_key
+from gotr1_jax.rewards.iou import object_key, pairwise_iou
 from gotr1_jax.rewards.judge import JudgeRequest, RewardBatch, fit_image
 from gotr1_jax.rewards.parse import parse_boxes
 
 COMPONENTS = ("r_sem", "r_spa", "r_ri", "r_pi")
+PAIR_IOU = 0.5  # caption_reading: an answered box and an object pair up at this IoU or more
 
 
 @dataclasses.dataclass
@@ -205,31 +207,42 @@ def caption_reading(reward_model: Any, sample: FidelitySample, batch_size: int =
   image. For every object the oracle detects, the answered box whose centre is nearest to it is
   compared with it: centre correlation and error (beside always answering the image's centre), and
   that box's label against the object's colour, shape and texture (chance: colour 1/8, shape 1/6).
-  Answers that are not a JSON list of boxes give no boxes and are counted."""
+  The nearest box can be another object's, so the labels are also read apart from place: answered
+  boxes are paired one-to-one with the image's objects (Hungarian on IoU, as R_RI pairs them), and
+  the labels of pairs with IoU >= PAIR_IOU are scored (`paired_*`). Answers that are not a JSON
+  list of boxes give no boxes and are counted."""
   size = reward_model.image_size
   seen = [fit_image(np.asarray(im), size) for im in sample.images]
   answers = _ask(reward_model, CAPTION_QUESTION, seen, max_new_tokens, CAPTION, batch_size)
-  true, got, hits, unreadable, objects = [], [], [], 0, 0
+  true, got, hits, paired_hits, unreadable, objects = [], [], [], [], 0, 0
   for image, answer in zip(sample.images, answers):
     entries = _json_list(answer)
     unreadable += entries is None
-    boxed = []  # (centre, label) of each answered entry with a readable box
+    boxed = []  # (box, centre, label) of each answered entry with a readable box
     for e in entries or []:
       boxes = parse_boxes(json.dumps([e]), size, frame="pixels") if isinstance(e, dict) else None
       if boxes:
-        boxed.append((tuple(v / COORD_MAX for v in box_center(boxes[0])), str(e.get("label", ""))))
-    for d in detect.detect_objects(np.asarray(image), world):
-      objects += 1
-      if boxed:
-        centre = tuple(v / COORD_MAX for v in box_center(d.box))
-        near, label = min(boxed, key=lambda b: (b[0][0] - centre[0]) ** 2 + (b[0][1] - centre[1]) ** 2)
-        true.append(centre)
-        got.append(near)
-        hits.append(_attribute_hits(d.name, label, world))
+        boxed.append((boxes[0], tuple(v / COORD_MAX for v in box_center(boxes[0])), str(e.get("label", ""))))
+    found = detect.detect_objects(np.asarray(image), world)
+    objects += len(found)
+    for d in found if boxed else []:
+      centre = tuple(v / COORD_MAX for v in box_center(d.box))
+      _, near, label = min(boxed, key=lambda b: (b[1][0] - centre[0]) ** 2 + (b[1][1] - centre[1]) ** 2)
+      true.append(centre)
+      got.append(near)
+      hits.append(_attribute_hits(d.name, label, world))
+    if found and boxed:
+      iou = pairwise_iou([d.box for d in found], [b[0] for b in boxed])
+      for i, j in zip(*linear_sum_assignment(iou, maximize=True)):
+        if iou[i, j] >= PAIR_IOU:
+          paired_hits.append(_attribute_hits(found[i].name, boxed[j][2], world))
   acc = np.mean(hits, 0) if hits else np.full(3, np.nan)
+  paired = np.mean(paired_hits, 0) if paired_hits else np.full(3, np.nan)
   return {"images": float(len(answers)), "unreadable_frac": unreadable / max(len(answers), 1),
           "objects": float(objects), "matched_frac": len(true) / max(objects, 1), **_centre_stats(true, got),
-          "colour_acc": float(acc[0]), "shape_acc": float(acc[1]), "texture_acc": float(acc[2])}
+          "colour_acc": float(acc[0]), "shape_acc": float(acc[1]), "texture_acc": float(acc[2]),
+          "paired_frac": len(paired_hits) / max(objects, 1), "paired_colour_acc": float(paired[0]),
+          "paired_shape_acc": float(paired[1]), "paired_texture_acc": float(paired[2])}
 
 
 def naming_reading(reward_model: Any, num: int = 160, seed: int = 0, batch_size: int = 64,
@@ -259,7 +272,10 @@ def format_reading(caption: dict[str, float], naming: dict[str, float],
           f"correlation x {caption['corr_x']:.3f}, y {caption['corr_y']:.3f}, error x {caption['err_x']:.3f}, "
           f"y {caption['err_y']:.3f} (the image's centre: {caption['centre_err_x']:.3f}, "
           f"{caption['centre_err_y']:.3f}); its label's colour {caption['colour_acc']:.2f}, shape "
-          f"{caption['shape_acc']:.2f}, texture {caption['texture_acc']:.2f}\n"
+          f"{caption['shape_acc']:.2f}, texture {caption['texture_acc']:.2f}; boxes paired one-to-one at IoU >= "
+          f"{PAIR_IOU}: {caption['paired_frac']:.0%} of objects, their labels' colour "
+          f"{caption['paired_colour_acc']:.2f}, shape {caption['paired_shape_acc']:.2f}, texture "
+          f"{caption['paired_texture_acc']:.2f}\n"
           f"Naming (one object alone): {int(naming['asked'])} objects; colour {naming['colour_acc']:.2f}, shape "
           f"{naming['shape_acc']:.2f}, texture {naming['texture_acc']:.2f}, whole name {naming['name_acc']:.2f}")
   if centred is not None:

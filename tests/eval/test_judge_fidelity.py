@@ -141,11 +141,13 @@ def test_caption_and_naming_reading_tell_what_the_judge_sees(sample):
   assert perfect["objects"] > 60 and perfect["matched_frac"] == 1.0 and perfect["unreadable_frac"] == 0.0
   assert perfect["corr_x"] > 0.98 and perfect["corr_y"] > 0.98 and perfect["err_x"] < 0.03
   assert perfect["colour_acc"] > 0.95 and perfect["shape_acc"] > 0.9 and perfect["texture_acc"] > 0.9
+  assert perfect["paired_frac"] > 0.95 and perfect["paired_shape_acc"] > 0.9 and perfect["paired_colour_acc"] > 0.95
   # Always one red circle in the middle: boxes no better than the centre, labels at about chance.
   one = '[{"bbox_2d": [18, 18, 38, 38], "label": "red circle"}]'
   blind = jf.caption_reading(_reading_judge(lambda t, im: one if t == CAPTION_QUESTION else "red circle"), sample)
   assert math.isnan(blind["corr_x"]) and blind["err_x"] == pytest.approx(blind["centre_err_x"], abs=0.01)
   assert blind["colour_acc"] < 0.3 and blind["shape_acc"] < 0.35
+  assert blind["paired_frac"] < 0.15  # one box in the middle overlaps few objects at IoU 0.5
   assert jf.caption_reading(_reading_judge(lambda t, im: "no idea"), sample)["unreadable_frac"] == 1.0
   named = jf.naming_reading(_reading_judge(truthful), num=40)
   # (Answers are read on the 64 px render, the judge sees it at 56 px: a texture can blur away.)
