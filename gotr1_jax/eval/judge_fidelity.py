@@ -161,7 +161,10 @@ def _centre_stats(true: Sequence[tuple[float, float]], got: Sequence[tuple[float
   """Pearson correlations of answered and true centres per axis (NaN with < 3 or a constant side),
   mean absolute errors, and those of always answering the image's centre; fractions of the side."""
   true_a, got_a = np.asarray(true, np.float64).reshape(-1, 2), np.asarray(got, np.float64).reshape(-1, 2)
-  corr = lambda a, b: float(np.corrcoef(a, b)[0, 1]) if len(a) >= 3 and np.ptp(a) > 0 and np.ptp(b) > 0 else float("nan")  # noqa: E731
+
+  def corr(a, b):
+    return float(np.corrcoef(a, b)[0, 1]) if len(a) >= 3 and np.ptp(a) > 0 and np.ptp(b) > 0 else float("nan")
+
   mean = lambda a: float(np.mean(a)) if len(a) else float("nan")  # noqa: E731
   return {"corr_x": corr(true_a[:, 0], got_a[:, 0]), "corr_y": corr(true_a[:, 1], got_a[:, 1]),
           "err_x": mean(np.abs(true_a[:, 0] - got_a[:, 0])), "err_y": mean(np.abs(true_a[:, 1] - got_a[:, 1])),
