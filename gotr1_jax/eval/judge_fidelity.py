@@ -19,17 +19,16 @@ from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 from scipy import stats
-from scipy.optimize import linear_sum_assignment
 
 from gotr1_jax.data.shapes_world import detect
 from gotr1_jax.data.shapes_world.oracle import oracle_rewards
 from gotr1_jax.data.shapes_world.prompts import CATEGORIES, PromptSpec, parse_prompt
-from gotr1_jax.data.shapes_world.world import COORD_MAX, SOLID, WorldConfig, box_center
+from gotr1_jax.data.shapes_world.world import COORD_MAX, WorldConfig, box_center, object_attributes
 from gotr1_jax.eval.shapes_eval import eval_prompts
 from gotr1_jax.pretrain.judge_data import (CAPTION, CAPTION_QUESTION, NAMING, NAMING_QUESTION, PolicyPool,
                                           naming_example, sample_pair)
 from gotr1_jax.rewards.combine import combine
-from gotr1_jax.rewards.iou import object_key, pairwise_iou
+from gotr1_jax.rewards.iou import match_pairs, object_key
 from gotr1_jax.rewards.judge import JudgeRequest, RewardBatch, fit_image
 from gotr1_jax.rewards.parse import parse_boxes
 
@@ -171,14 +170,6 @@ def _centre_stats(true: Sequence[tuple[float, float]], got: Sequence[tuple[float
           "centre_err_x": mean(np.abs(true_a[:, 0] - 0.5)), "centre_err_y": mean(np.abs(true_a[:, 1] - 0.5))}
 
 
-def object_attributes(name: str, world: WorldConfig = WorldConfig()) -> tuple[Optional[str], Optional[str], str]:
-  """(colour, shape, texture) words of an object name ("dotted blue star"); None where a word is
-  missing; texture "solid" when none is named (names leave solid out)."""
-  words = str(name).lower().split()
-  pick = lambda options: next((w for w in words if w in options), None)  # noqa: E731
-  return pick(world.color_names), pick(world.shapes), pick(world.textures) or SOLID
-
-
 def _attribute_hits(true_name: str, answered_name: str, world: WorldConfig) -> np.ndarray:
   pairs = zip(object_attributes(true_name, world), object_attributes(answered_name, world))
   return np.array([a == b for a, b in pairs], np.float64)
@@ -234,11 +225,9 @@ def caption_reading(reward_model: Any, sample: FidelitySample, batch_size: int =
       true.append(centre)
       got.append(near)
       hits.append(_attribute_hits(d.name, label, world))
-    if found and boxed:
-      iou = pairwise_iou([d.box for d in found], [b[0] for b in boxed])
-      for i, j in zip(*linear_sum_assignment(iou, maximize=True)):
-        if iou[i, j] >= PAIR_IOU:
-          paired_hits.append(_attribute_hits(found[i].name, boxed[j][2], world))
+    for i, j, iou in zip(*match_pairs([d.box for d in found], [b[0] for b in boxed])):
+      if iou >= PAIR_IOU:
+        paired_hits.append(_attribute_hits(found[i].name, boxed[j][2], world))
   acc = np.mean(hits, 0) if hits else np.full(3, np.nan)
   paired = np.mean(paired_hits, 0) if paired_hits else np.full(3, np.nan)
   return {"images": float(len(answers)), "unreadable_frac": unreadable / max(len(answers), 1),

@@ -27,7 +27,7 @@ import optax
 from ml_collections import ConfigDict
 from tqdm import tqdm
 
-from gotr1_jax.data.shapes_world.world import SOLID, WorldConfig
+from gotr1_jax.data.shapes_world.world import WorldConfig, object_attributes
 from gotr1_jax.metrics import MetricWriter
 from gotr1_jax.models.qwen_image_processing import (QwenImageConfig, image_processor, pack_vision_batch,
                                                     patchify_images)
@@ -56,13 +56,10 @@ class TowerProbe(nn.Module):
 
 def attribute_labels(names: list[str], world: WorldConfig) -> np.ndarray:
   """[N, 3] int32 (colour, shape, texture) indices of object names ("dotted blue star"; solid is
-  left out of names)."""
-  out = []
-  for name in names:
-    words = name.split()
-    texture = words[0] if len(words) == 3 else SOLID
-    out.append((world.color_names.index(words[-2]), world.shapes.index(words[-1]), world.textures.index(texture)))
-  return np.asarray(out, np.int32)
+  left out of names), read by world.object_attributes."""
+  options = (world.color_names, world.shapes, world.textures)
+  return np.asarray([[o.index(w) for o, w in zip(options, object_attributes(name, world))] for name in names],
+                    np.int32)
 
 
 def lone_object_batch(rng: np.random.Generator, n: int, image_size: tuple[int, int], world: WorldConfig,

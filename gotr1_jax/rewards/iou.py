@@ -43,18 +43,26 @@ def box_iou(a: Box, b: Box) -> float:
   return float(pairwise_iou([a], [b])[0, 0])
 
 
+def match_pairs(planned: Sequence[Box], grounded: Sequence[Box]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """The one-to-one matching that maximises the total IoU (Hungarian): (planned indices, grounded
+  indices, their IoUs), each [min(len(planned), len(grounded))]; empty when either side is."""
+  if not (len(planned) and len(grounded)):
+    return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float64)
+  iou = pairwise_iou(planned, grounded)
+  rows, cols = linear_sum_assignment(iou, maximize=True)
+  return rows, cols, iou[rows, cols]
+
+
 def match_iou(planned: Sequence[Box], grounded: Sequence[Box]) -> np.ndarray:
   """Per planned box, its IoU with the grounded box it is matched to: [len(planned)] float64.
 
-  Matching is one-to-one and maximises the total IoU (Hungarian), so two planned objects with the
+  Matching is one-to-one and maximises the total IoU (match_pairs), so two planned objects with the
   same name cannot both claim one grounded box. A planned box left without a partner (the judge
   found fewer boxes) scores 0; extra grounded boxes are ignored.
   """
   out = np.zeros(len(planned), np.float64)
-  if len(planned) and len(grounded):
-    iou = pairwise_iou(planned, grounded)
-    rows, cols = linear_sum_assignment(iou, maximize=True)
-    out[rows] = iou[rows, cols]
+  rows, _, ious = match_pairs(planned, grounded)
+  out[rows] = ious
   return out
 
 

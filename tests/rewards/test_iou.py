@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from gotr1_jax.data.chain import Obj
-from gotr1_jax.rewards.iou import box_iou, grounding_score, match_iou, object_key, pairwise_iou
+from gotr1_jax.rewards.iou import box_iou, grounding_score, match_iou, match_pairs, object_key, pairwise_iou
 
 TOL = 1e-12
 
@@ -59,6 +59,11 @@ def test_match_iou_is_the_best_one_to_one_assignment():
       if len(used) == len(set(used)):
         best = max(best, sum(iou[i, p] for i, p in enumerate(perm) if p is not None))
     assert got.sum() == pytest.approx(best, abs=1e-9)
+    rows, cols, ious = match_pairs(planned, grounded)  # the same matching, as index pairs
+    assert len(set(cols)) == len(cols) == min(len(planned), len(grounded))
+    np.testing.assert_allclose(ious, iou[rows, cols])
+    np.testing.assert_allclose(got[rows], ious)
+  assert all(len(a) == 0 for a in match_pairs([], [(0, 0, 1, 1)]) + match_pairs([(0, 0, 1, 1)], []))
 
 
 def test_grounding_score_rules():

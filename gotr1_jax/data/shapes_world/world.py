@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Sequence
+from typing import Optional, Sequence
 
 from gotr1_jax.data.chain import COORD_MAX
 
@@ -142,6 +142,14 @@ class SceneObject:
     """The object's name in a chain: "red circle", "striped blue star" (solid is implied)."""
     words = ([] if self.texture == SOLID else [self.texture]) + [self.color, self.shape]
     return " ".join(words)
+
+
+def object_attributes(name: str, world: WorldConfig = WorldConfig()) -> tuple[Optional[str], Optional[str], str]:
+  """SceneObject.name read back: the (colour, shape, texture) words of a name ("dotted blue star");
+  None where a word is missing; texture "solid" when none is named (names leave solid out)."""
+  words = str(name).lower().split()
+  pick = lambda options: next((w for w in words if w in options), None)  # noqa: E731
+  return pick(world.color_names), pick(world.shapes), pick(world.textures) or SOLID
 
 
 @dataclasses.dataclass(frozen=True)
