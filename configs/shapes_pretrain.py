@@ -109,11 +109,13 @@ def judge_config(scale: float) -> ConfigDict:
       # (hold, ramp): naming objects centred for `hold` steps, then spread to anywhere over `ramp` steps,
       # since the tiny ViT learns shapes of centred objects first (README); () = anywhere from the start.
       naming_place_schedule=(),
-      # The vision tower's own pre-training on lone objects before the judge's (pretrain/judge_vision.py:
-      # colour, shape and texture heads over its mean token; objects centred for place_schedule[0] steps,
-      # then spread to anywhere over place_schedule[1]). steps=0: none, as for the shipped judge.
+      # The vision tower's own pre-training before the judge's (pretrain/judge_vision.py): lone objects
+      # (colour, shape and texture heads over its mean token; objects centred for place_schedule[0] steps,
+      # then spread to anywhere over place_schedule[1]) and, on scene_fraction of the steps, scenes (per
+      # token: the attributes of the object there and its box). init: a tower it saved (<workdir>/vision/
+      # tower) to start from. steps=0 and no init: none, as for the shipped judge.
       vision_pretrain=dict(steps=0, batch_size=32, lr=1e-3, place_schedule=(500, 600), log_every=50,
-                           eval_objects=256),
+                           eval_objects=256, scene_fraction=0.0, eval_scenes=128, init=""),
       length_buckets=(96, 160, 256), vocab_size=1024, tokenizer_steps=40,
       corrupt_p=0.6,  # chains and images each corrupted with this probability (judge_data.py)
       vq_fraction=0.5,  # that fraction of images seen through the trained VQ, like the policy's

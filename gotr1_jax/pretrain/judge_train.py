@@ -230,7 +230,7 @@ def train_judge(config: ConfigDict, workdir: str, image_transform: Optional[Call
     model_cfg = judge_model_config(c, len(tokenizer))
     params = nn.unbox(init_qwen_vl(model_cfg, jax.random.key(config.seed)))
     vp = c.get("vision_pretrain", None)
-    if vp is not None and int(vp.steps) > 0:  # the tower learns lone objects first (pretrain/judge_vision.py)
+    if vp is not None and (int(vp.steps) > 0 or vp.get("init", "")):  # the tower first (pretrain/judge_vision.py)
       params["params"]["visual"], vision_metrics = pretrain_vision(
           model_cfg.vision, vp, (int(c.image_size),) * 2, config.seed, os.path.join(workdir, "vision"), world,
           image_transform, float(c.vq_fraction))
