@@ -9,7 +9,10 @@ step (`scene_fraction` of the steps are scene steps):
 - scenes (a detector's objective, as in the ViT pre-training of grounding VLMs): the true scene of
   a train prompt, and per merged token (the tokens the judge's LM reads, raster order) the
   attributes of the object it lies on, with one more class for "nothing here", and that object's
-  box as its edges' distances from the token's centre in token cells (`token_targets`). Labels
+  box twice: as its edges' distances from the token's centre in token cells (`token_targets`),
+  which any tower can read, and in the image's own frame (cells from the top-left corner), which
+  a tower can only give with place embeddings (`vision.abs_position_grid`; rotary angles put a
+  patch's place into attention scores, not into the values the judge's LM reads, README). Labels
   are the oracle detector's reading of the image, which is what the judge is taught to answer.
 Both see the VQ round trip for `vq_fraction` of their images. The objects are centred for `place_schedule[0]` steps, then spread to anywhere
 over `place_schedule[1]`: alone, the tower starts to tell shapes of centred objects apart within
@@ -64,7 +67,8 @@ class TowerProbe(nn.Module):
   """The vision tower and its heads. Params: `tower` (QwenVisionTower's tree, as the judge's
   `visual`), `heads_<attribute>` over the mean merged token (lone objects), `dense_<attribute>`
   (one class more: nothing here) and `dense_box` over every merged token (scenes). Returns
-  (pooled logits per attribute, per-token logits per attribute, per-token box [B, T, 4])."""
+  (pooled logits per attribute, per-token logits per attribute, per-token boxes [B, T, 8]: the
+  edges' distances from the token, then x1, y1, x2, y2 in the image, both in token cells)."""
 
   vision: QwenVisionConfig
   classes: tuple[int, int, int]  # colours, shapes, textures
@@ -78,7 +82,7 @@ class TowerProbe(nn.Module):
                   for a, n in zip(ATTRIBUTES, self.classes))
     dense = tuple(nn.Dense(n + 1, name=f"dense_{a}")(tokens).astype(jnp.float32)
                   for a, n in zip(ATTRIBUTES, self.classes))
-    return heads, dense, nn.Dense(4, name="dense_box")(tokens).astype(jnp.float32)
+    return heads, dense, nn.Dense(8, name="dense_box")(tokens).astype(jnp.float32)
 
 
 def attribute_labels(names: list[str], world: WorldConfig) -> np.ndarray:
@@ -188,9 +192,11 @@ def box_iou(a: Array, b: Array) -> Array:
 
 def scene_loss(params, model: TowerProbe, vision: tuple, targets: tuple) -> tuple[Array, dict[str, Array]]:
   """Per-token cross-entropies (tokens on nothing weighted BACKGROUND_WEIGHT) plus BOX_WEIGHT times
-  the box's L1 on tokens on an object; metrics read at each object's centre token."""
+  the L1 of both boxes on tokens on an object; metrics read at each object's centre token."""
   labels, box, on, centre = targets
-  _, dense, edges = model.apply(params, *vision)
+  _, dense, boxes = model.apply(params, *vision)
+  grid = int(round(labels.shape[1] ** 0.5))
+  edges, absolute, target = boxes[..., :4], boxes[..., 4:], edges_to_box(box, grid)
   weight = on + BACKGROUND_WEIGHT * (1.0 - on)
   n_centre = jnp.maximum(jnp.sum(centre), 1.0)
   metrics, total = {}, 0.0
@@ -202,12 +208,12 @@ def scene_loss(params, model: TowerProbe, vision: tuple, targets: tuple) -> tupl
     metrics[f"vision/scene_{a}_acc"] = jnp.sum((jnp.argmax(lg, -1) == y) * centre) / n_centre
   nothing = jnp.argmax(dense[1], -1) == model.classes[1]
   metrics["vision/scene_nothing_acc"] = jnp.mean(nothing == (on == 0))
-  l1 = jnp.sum(jnp.abs(edges - box) * on[..., None]) / jnp.maximum(4.0 * jnp.sum(on), 1.0)
-  total = total + BOX_WEIGHT * l1
-  grid = int(round(labels.shape[1] ** 0.5))
-  iou = box_iou(edges_to_box(edges, grid), edges_to_box(box, grid))
-  metrics["vision/scene_box_iou"] = jnp.sum(iou * centre) / n_centre
-  metrics["vision/scene_box_iou50"] = jnp.sum((iou >= 0.5) * centre) / n_centre
+  l1 = lambda a, b: jnp.sum(jnp.abs(a - b) * on[..., None]) / jnp.maximum(4.0 * jnp.sum(on), 1.0)  # noqa: E731
+  total = total + BOX_WEIGHT * (l1(edges, box) + l1(absolute, target))
+  for name, guess in (("box", edges_to_box(edges, grid)), ("image_box", absolute)):
+    iou = box_iou(guess, target)
+    metrics[f"vision/scene_{name}_iou"] = jnp.sum(iou * centre) / n_centre
+    metrics[f"vision/scene_{name}_iou50"] = jnp.sum((iou >= 0.5) * centre) / n_centre
   metrics["vision/scene_loss"] = total
   return total, metrics
 
