@@ -116,6 +116,7 @@ def judge_config(scale: float) -> ConfigDict:
       # tower) to start from. steps=0 and no init: none, as for the shipped judge.
       vision_pretrain=dict(steps=0, batch_size=32, lr=1e-3, place_schedule=(500, 600), log_every=50,
                            eval_objects=256, scene_fraction=0.0, eval_scenes=128, init=""),
+      vision_frozen_steps=0,  # the tower is held still for the judge's first N steps (0: trained throughout)
       length_buckets=(96, 160, 256), vocab_size=1024, tokenizer_steps=40,
       corrupt_p=0.6,  # chains and images each corrupted with this probability (judge_data.py)
       vq_fraction=0.5,  # that fraction of images seen through the trained VQ, like the policy's

@@ -21,6 +21,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 from flax.training.train_state import TrainState
 from ml_collections import ConfigDict
 from tqdm import tqdm
@@ -41,7 +42,7 @@ from gotr1_jax.pretrain.scenes import split_prompts
 from gotr1_jax.rewards.config import reward_defaults
 from gotr1_jax.rewards.judge import JudgeRewardModel
 from gotr1_jax.pretrain.step import supervised_step
-from gotr1_jax.rl.optimizer import make_optimizer
+from gotr1_jax.rl.optimizer import frozen_for, make_optimizer
 from gotr1_jax.sampling.buckets import bucket_length
 from gotr1_jax.sampling.qwen_vl import QwenVLGenerationConfig, QwenVLGenerator
 from gotr1_jax.sampling.qwen_vl import generator_from_checkpoint as judge_from_checkpoint
@@ -240,7 +241,10 @@ def train_judge(config: ConfigDict, workdir: str, image_transform: Optional[Call
   generator = QwenVLGenerator(model, None, tokenizer, gen_cfg, QwenImageConfig(min_pixels=n, max_pixels=n))
   pool = PolicyPool.load(c.policy_pool) if c.get("policy_pool", "") and c.get("policy_fraction", 0.0) > 0 else None
   stream = example_stream(train_specs, config.seed, c, reward, world, image_transform, pool)
-  state = TrainState.create(apply_fn=model.apply, params=params, tx=make_optimizer(c.optimizer, steps))
+  tx = make_optimizer(c.optimizer, steps)
+  if int(c.get("vision_frozen_steps", 0)) > 0:  # the LM learns to read a tower held still first
+    tx = optax.chain(tx, frozen_for(int(c.vision_frozen_steps), lambda path: path.startswith("params/visual/")))
+  state = TrainState.create(apply_fn=model.apply, params=params, tx=tx)
   step_fn = jax.jit(make_judge_train_step(model), donate_argnums=0)
   writer = MetricWriter(workdir)
   bar = tqdm(range(steps), desc="judge", dynamic_ncols=True)

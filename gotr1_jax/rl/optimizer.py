@@ -1,9 +1,14 @@
 """The optimizer: AdamW with warmup + cosine decay and global-norm clipping, built from config.
 
-Owns only the optax chain and its schedule; the NaN/inf guard lives in the train step.
+Owns only the optax chain and its schedule (and `frozen_for`, a part held still for the first
+updates); the NaN/inf guard lives in the train step.
 """
 from __future__ import annotations
 
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
 import optax
 from ml_collections import ConfigDict
 
@@ -23,3 +28,24 @@ def make_optimizer(opt: ConfigDict, total_updates: int) -> optax.GradientTransfo
       optax.clip_by_global_norm(float(opt.max_grad_norm)),
       optax.adamw(learning_rate_schedule(opt, total_updates), b1=float(opt.b1), b2=float(opt.b2),
                   eps=float(opt.eps), weight_decay=float(opt.weight_decay)))
+
+
+class FrozenForState(NamedTuple):
+  count: jax.Array
+
+
+def frozen_for(steps: int, frozen: Callable[[str], bool]) -> optax.GradientTransformation:
+  """Chained after an optimizer: the updates of every leaf whose '/'-joined path `frozen(path)` is
+  true are zero for the first `steps` updates (weight decay included), then pass unchanged. As a
+  VLM's first stage trains its projector and LM on a vision tower held still."""
+  def mask(tree: Any) -> Any:
+    return jax.tree_util.tree_map_with_path(
+        lambda path, _: frozen("/".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in path)), tree)
+
+  def update(updates, state, params=None):
+    del params
+    held = state.count < steps
+    updates = jax.tree.map(lambda u, m: jnp.where(held & m, jnp.zeros_like(u), u), updates, mask(updates))
+    return updates, FrozenForState(state.count + 1)
+
+  return optax.GradientTransformation(lambda params: FrozenForState(jnp.zeros([], jnp.int32)), update)

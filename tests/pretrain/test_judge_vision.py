@@ -98,7 +98,7 @@ def test_the_judge_starts_from_the_pretrained_tower(tmp_path):
   c.vision_pretrain = pretrain_config(4)
   config = ConfigDict(dict(seed=0, judge=c))
   c.fidelity_samples = 0
-  c.optimizer.lr = 0.0  # the judge's one step leaves its params where they started
+  c.vision_frozen_steps = 1  # the judge's one step leaves the tower where it started
   _, params, _, _, final = jt.train_judge(config, str(tmp_path))
   tower, _ = jv.pretrain_vision(vision_config(), pretrain_config(4), (56, 56), 0, str(tmp_path / "again"))
   for a, b in zip(jax.tree.leaves(params["params"]["visual"]), jax.tree.leaves(tower)):
