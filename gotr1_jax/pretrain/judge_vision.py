@@ -12,7 +12,9 @@ step (`scene_fraction` of the steps are scene steps):
   box twice: as its edges' distances from the token's centre in token cells (`token_targets`),
   which any tower can read, and in the image's own frame (cells from the top-left corner), which
   a tower can only give with place embeddings (`vision.abs_position_grid`; rotary angles put a
-  patch's place into attention scores, not into the values the judge's LM reads, README). Labels
+  patch's place into attention scores, not into the values the judge's LM reads, README). The
+  image-frame box is asked once more as four classes, its pixel coordinates, which is how the
+  judge writes a box (one number token each), so the LM need only copy what the token says. Labels
   are the oracle detector's reading of the image, which is what the judge is taught to answer.
 Both see the VQ round trip for `vq_fraction` of their images. The objects are centred for `place_schedule[0]` steps, then spread to anywhere
 over `place_schedule[1]`: alone, the tower starts to tell shapes of centred objects apart within
@@ -66,12 +68,14 @@ BOX_WEIGHT = 1.0  # scene steps: the box's L1 (in token cells) beside the attrib
 class TowerProbe(nn.Module):
   """The vision tower and its heads. Params: `tower` (QwenVisionTower's tree, as the judge's
   `visual`), `heads_<attribute>` over the mean merged token (lone objects), `dense_<attribute>`
-  (one class more: nothing here) and `dense_box` over every merged token (scenes). Returns
-  (pooled logits per attribute, per-token logits per attribute, per-token boxes [B, T, 8]: the
-  edges' distances from the token, then x1, y1, x2, y2 in the image, both in token cells)."""
+  (one class more: nothing here), `dense_box` and `dense_pixels` over every merged token (scenes).
+  Returns (pooled logits per attribute, per-token logits per attribute, per-token boxes [B, T, 8]:
+  the edges' distances from the token, then x1, y1, x2, y2 in the image, both in token cells,
+  per-token logits [B, T, 4, pixels + 1] of x1, y1, x2, y2 in the image's pixels)."""
 
   vision: QwenVisionConfig
   classes: tuple[int, int, int]  # colours, shapes, textures
+  pixels: int = 56  # the image's side: pixel coordinates 0..pixels
 
   @nn.compact
   def __call__(self, patches: Array, positions: Array, image_ids: Array, window_ids: Array):
@@ -82,7 +86,9 @@ class TowerProbe(nn.Module):
                   for a, n in zip(ATTRIBUTES, self.classes))
     dense = tuple(nn.Dense(n + 1, name=f"dense_{a}")(tokens).astype(jnp.float32)
                   for a, n in zip(ATTRIBUTES, self.classes))
-    return heads, dense, nn.Dense(8, name="dense_box")(tokens).astype(jnp.float32)
+    coords = nn.Dense(4 * (self.pixels + 1), name="dense_pixels")(tokens).astype(jnp.float32)
+    return (heads, dense, nn.Dense(8, name="dense_box")(tokens).astype(jnp.float32),
+            coords.reshape(coords.shape[:-1] + (4, self.pixels + 1)))
 
 
 def attribute_labels(names: list[str], world: WorldConfig) -> np.ndarray:
@@ -192,9 +198,10 @@ def box_iou(a: Array, b: Array) -> Array:
 
 def scene_loss(params, model: TowerProbe, vision: tuple, targets: tuple) -> tuple[Array, dict[str, Array]]:
   """Per-token cross-entropies (tokens on nothing weighted BACKGROUND_WEIGHT) plus BOX_WEIGHT times
-  the L1 of both boxes on tokens on an object; metrics read at each object's centre token."""
+  the L1 of both boxes and the pixel coordinates' cross-entropy, on tokens on an object; metrics
+  read at each object's centre token."""
   labels, box, on, centre = targets
-  _, dense, boxes = model.apply(params, *vision)
+  _, dense, boxes, coords = model.apply(params, *vision)
   grid = int(round(labels.shape[1] ** 0.5))
   edges, absolute, target = boxes[..., :4], boxes[..., 4:], edges_to_box(box, grid)
   weight = on + BACKGROUND_WEIGHT * (1.0 - on)
@@ -210,6 +217,12 @@ def scene_loss(params, model: TowerProbe, vision: tuple, targets: tuple) -> tupl
   metrics["vision/scene_nothing_acc"] = jnp.mean(nothing == (on == 0))
   l1 = lambda a, b: jnp.sum(jnp.abs(a - b) * on[..., None]) / jnp.maximum(4.0 * jnp.sum(on), 1.0)  # noqa: E731
   total = total + BOX_WEIGHT * (l1(edges, box) + l1(absolute, target))
+  pixels = jnp.clip(jnp.round(target * model.pixels / grid), 0, model.pixels).astype(jnp.int32)
+  ce = optax.softmax_cross_entropy_with_integer_labels(coords, pixels).mean(-1)
+  total = total + jnp.sum(ce * on) / jnp.maximum(jnp.sum(on), 1.0)
+  off = jnp.abs(jnp.argmax(coords, -1) - pixels)
+  metrics["vision/scene_pixel_acc"] = jnp.sum(jnp.mean(off == 0, -1) * centre) / n_centre
+  metrics["vision/scene_pixel_within1"] = jnp.sum(jnp.mean(off <= 1, -1) * centre) / n_centre
   for name, guess in (("box", edges_to_box(edges, grid)), ("image_box", absolute)):
     iou = box_iou(guess, target)
     metrics[f"vision/scene_{name}_iou"] = jnp.sum(iou * centre) / n_centre
@@ -248,7 +261,7 @@ def pretrain_vision(vision: QwenVisionConfig, c: ConfigDict, image_size: tuple[i
                      "steps on scenes (the rest on lone objects).")
   n = image_size[0] * image_size[1]
   processor = image_processor(QwenImageConfig(min_pixels=n, max_pixels=n), vision)
-  model = TowerProbe(vision, class_counts(world))
+  model = TowerProbe(vision, class_counts(world), int(image_size[0]))
   train_specs = split_prompts("train", world=world) if scene_p > 0 else []
 
   def lone(rng, size, spread):
