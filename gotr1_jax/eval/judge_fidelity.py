@@ -14,7 +14,6 @@ where objects are and what they are (its training's auxiliary questions, pretrai
 from __future__ import annotations
 
 import dataclasses
-import json
 from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
@@ -30,7 +29,7 @@ from gotr1_jax.pretrain.judge_data import (CAPTION, CAPTION_QUESTION, NAMING, NA
 from gotr1_jax.rewards.combine import combine
 from gotr1_jax.rewards.iou import match_pairs, object_key
 from gotr1_jax.rewards.judge import JudgeRequest, RewardBatch, fit_image
-from gotr1_jax.rewards.parse import parse_boxes
+from gotr1_jax.rewards.parse import parse_boxes, parse_labelled_boxes
 
 COMPONENTS = ("r_sem", "r_spa", "r_ri", "r_pi")
 PAIR_IOU = 0.5  # caption_reading: an answered box and an object pair up at this IoU or more
@@ -186,14 +185,6 @@ def _ask(reward_model: Any, text: str, images: Sequence[np.ndarray], max_new_tok
   return out
 
 
-def _json_list(text: str) -> Optional[list]:
-  try:
-    value = json.loads(text)
-  except (TypeError, ValueError):
-    return None
-  return value if isinstance(value, list) else None
-
-
 def caption_reading(reward_model: Any, sample: FidelitySample, batch_size: int = 64,
                     world: WorldConfig = WorldConfig(), max_new_tokens: int = 240) -> dict[str, float]:
   """Does the judge see where the objects are, and what they are, with no object named to it? It
@@ -210,13 +201,10 @@ def caption_reading(reward_model: Any, sample: FidelitySample, batch_size: int =
   answers = _ask(reward_model, CAPTION_QUESTION, seen, max_new_tokens, CAPTION, batch_size)
   true, got, hits, paired_hits, unreadable, objects = [], [], [], [], 0, 0
   for image, answer in zip(sample.images, answers):
-    entries = _json_list(answer)
-    unreadable += entries is None
-    boxed = []  # (box, centre, label) of each answered entry with a readable box
-    for e in entries or []:
-      boxes = parse_boxes(json.dumps([e]), size, frame="pixels") if isinstance(e, dict) else None
-      if boxes:
-        boxed.append((boxes[0], tuple(v / COORD_MAX for v in box_center(boxes[0])), str(e.get("label", ""))))
+    labelled = parse_labelled_boxes(answer, size, frame="pixels")
+    unreadable += labelled is None
+    # (box, centre, label) of each answered entry with a readable box
+    boxed = [(b, tuple(v / COORD_MAX for v in box_center(b)), label) for label, b in labelled or []]
     found = detect.detect_objects(np.asarray(image), world)
     objects += len(found)
     for d in found if boxed else []:

@@ -40,7 +40,8 @@ from gotr1_jax.rewards.prompts import SCORE_SCALES, get_prompts
 
 KINDS = ("r_sem", "r_spa", "r_ri", "r_pi")
 CAPTION = "caption"  # the auxiliary question (module docstring); asked in training only
-CAPTION_QUESTION = 'Locate every object. Answer a JSON list of {"bbox_2d": [x1, y1, x2, y2], "label": name}.'
+# The caption question in the shipped judge's wording (rewards/prompts.py), the one its judges are trained on.
+CAPTION_QUESTION = get_prompts("compact-v1").describe()
 NAMING = "naming"  # the second auxiliary question (module docstring); asked in training only
 NAMING_QUESTION = "Name the object in the image."
 CORRUPTIONS = ("color", "shape", "texture", "drop", "add", "move")

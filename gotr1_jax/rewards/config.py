@@ -13,6 +13,7 @@ COMPONENTS = ("r_sem", "r_spa", "r_ri", "r_pi")  # GOT_R1_FACTS.md §4, each res
 KINDS = ("gotr1", "function")
 COMBINES = ("product", "product_mean", "weighted_sum")
 SCORE_READOUTS = ("greedy", "expected")
+RI_QUESTIONS = ("ground", "caption")
 BOX_FRAMES = ("auto", "pixels", "norm1000", "norm1")
 BOX_COLOURS = ("palette", "named")
 
@@ -62,13 +63,17 @@ def reward_defaults() -> ConfigDict:
     patch 14 x merge 2, so its processor does not resize again); 1 disables the check.
   score_readout: how R_sem, R_spa and R_PI are read: "greedy" parses the generated answer (GoT-R1);
     "expected" takes the mean score under the judge's digit probabilities (score_readout.py).
+  ri_question: how R_RI's boxes are asked for: "ground" asks to locate each planned object by name
+    (GoT-R1); "caption" asks once per image for every object, named and boxed, and grounds each
+    planned object with the answered boxes whose label is its name (judge.py; for judges that read
+    a scene better than they pick out a named object, README).
   """
   return ConfigDict(dict(
       kind="gotr1", combine="product",
       weights=dict(r_sem=1.0, r_spa=1.0, r_ri=1.0, r_pi=1.0),
       use_aesthetic=False, prompt_version="v1",
       max_answer_tokens=dict(r_sem=64, r_spa=64, r_ri=256, r_pi=64),
-      box_frame="auto", judge_size_multiple=28, score_readout="greedy",
+      box_frame="auto", judge_size_multiple=28, score_readout="greedy", ri_question="ground",
       canvas=canvas_defaults(), monitor=monitor_defaults()))
 
 
@@ -97,6 +102,8 @@ def check_reward_config(config: ConfigDict) -> None:
                          ("score_readout", SCORE_READOUTS)):
     if _need(config, field) not in allowed:
       raise ValueError(f"config.reward.{field}={config[field]!r} must be one of {allowed}.")
+  if config.get("ri_question", "ground") not in RI_QUESTIONS:
+    raise ValueError(f"config.reward.ri_question={config.ri_question!r} must be one of {RI_QUESTIONS}.")
   weights = _need(config, "weights")
   if config.combine == "weighted_sum":
     bad = {k: w for k, w in weights.items()

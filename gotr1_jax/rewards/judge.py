@@ -19,7 +19,7 @@ from gotr1_jax.rewards.canvas import draw_layout
 from gotr1_jax.rewards.combine import AESTHETIC, check_components, combine
 from gotr1_jax.rewards.config import check_reward_config
 from gotr1_jax.rewards.iou import grounding_score, object_key
-from gotr1_jax.rewards.parse import parse_boxes, parse_score
+from gotr1_jax.rewards.parse import parse_boxes, parse_labelled_boxes, parse_score
 from gotr1_jax.rewards.prompts import SCORE_SCALES, get_prompts
 from gotr1_jax.rewards.score_readout import check_generator, judge_expected_scores
 
@@ -139,20 +139,32 @@ class JudgeRewardModel:
 
   def _grounding(self, objects: list[list[Obj]], images: list[np.ndarray], malformed: list[int],
                  ) -> tuple[np.ndarray, dict[str, int]]:
-    """R_RI: one question per (sample, distinct object name), all in one generate call; each
+    """R_RI: one question per (sample, distinct object name), all in one generate call, or with
+    config.ri_question "caption" one question per sample with objects (every object named and
+    boxed; a planned object is grounded by the answered boxes labelled with its name). Each
     malformed span counts as a planned object with IoU 0 (iou.grounding_score)."""
-    asks = []  # (sample, key, name as written first in the chain)
-    for i, objs in enumerate(objects):
-      names = {}
-      for o in objs:
-        names.setdefault(object_key(o.name), o.name.strip())
-      asks += [(i, key, name) for key, name in names.items()]
-    answers = self.ask("r_ri", [self.prompts.ri(name) for _, _, name in asks], [images[i] for i, _, _ in asks])
     grounded: list[dict] = [{} for _ in objects]
     fails = 0
-    for (i, key, _), answer in zip(asks, answers):
-      grounded[i][key] = parse_boxes(answer, self.image_size, frame=self.config.box_frame)
-      fails += grounded[i][key] is None
+    if self.config.get("ri_question", "ground") == "caption":
+      asked = [i for i, objs in enumerate(objects) if objs]
+      answers = self.ask("r_ri", [self.prompts.describe()] * len(asked), [images[i] for i in asked])
+      for i, answer in zip(asked, answers):
+        labelled = parse_labelled_boxes(answer, self.image_size, frame=self.config.box_frame)
+        fails += labelled is None
+        for o in objects[i]:
+          key = object_key(o.name)
+          grounded[i][key] = None if labelled is None else [b for label, b in labelled if object_key(label) == key]
+    else:
+      asks = []  # (sample, key, name as written first in the chain)
+      for i, objs in enumerate(objects):
+        names = {}
+        for o in objs:
+          names.setdefault(object_key(o.name), o.name.strip())
+        asks += [(i, key, name) for key, name in names.items()]
+      answers = self.ask("r_ri", [self.prompts.ri(name) for _, _, name in asks], [images[i] for i, _, _ in asks])
+      for (i, key, _), answer in zip(asks, answers):
+        grounded[i][key] = parse_boxes(answer, self.image_size, frame=self.config.box_frame)
+        fails += grounded[i][key] is None
     results = [grounding_score(objs, g, bad) for objs, g, bad in zip(objects, grounded, malformed)]
     counts = {"parse_fail/r_ri": fails, "ri/missing_objects": sum(r.num_missing for r in results)}
     return np.array([r.r_ri for r in results], np.float64), counts

@@ -6,6 +6,7 @@ raises on answer text: an answer it cannot read gives None, which the caller sco
 """
 from __future__ import annotations
 
+import json
 import math
 import re
 from typing import Any, Optional, Sequence
@@ -220,3 +221,21 @@ def parse_box(text: Any, image_size: Sequence[int]) -> Optional[Box]:
   answer is unreadable or names no box."""
   boxes = parse_boxes(text, image_size)
   return boxes[0] if boxes else None
+
+
+def parse_labelled_boxes(text: Any, image_size: Sequence[int],
+                         frame: str = "auto") -> Optional[list[tuple[str, Box]]]:
+  """A caption answer, a JSON list of {"bbox_2d": [...], "label": name}, as (label, box) pairs in the
+  chain's [0, 1000) frame (each entry read as parse_boxes reads one, its first box); entries without
+  a readable box are skipped. None when the answer is not such a list."""
+  if not isinstance(text, str):
+    return None
+  value = next((v for block in blocks(text) for v in json_values(block) if isinstance(v, list)), None)
+  if value is None:
+    return None
+  out = []
+  for entry in value:
+    boxes = parse_boxes(json.dumps([entry]), image_size, frame) if isinstance(entry, dict) else None
+    if boxes:
+      out.append((str(entry.get("label", "")), boxes[0]))
+  return out

@@ -20,6 +20,8 @@ class JudgePrompts:
   r_spa: with the layout canvas, field {prompt}; scale 1-10 in three bands.
   r_ri:  with the generated image, field {object}; answer a JSON list of boxes in image pixels.
   r_pi:  with the generated image, field {prompt}; scale 0-10, spatial words read strictly.
+  caption: with the generated image, no field; every object named and boxed as r_ri's answers are
+    (R_RI read from one such question per image, config.reward.ri_question="caption"; not GoT-R1's).
   """
 
   version: str
@@ -27,6 +29,7 @@ class JudgePrompts:
   r_spa: str
   r_ri: str
   r_pi: str
+  caption: str
 
   def sem(self, prompt: str, chain: str) -> str:
     return self.r_sem.format(prompt=prompt, chain=readable_chain(chain), coord_max=COORD_MAX)
@@ -39,6 +42,9 @@ class JudgePrompts:
 
   def pi(self, prompt: str) -> str:
     return self.r_pi.format(prompt=prompt)
+
+  def describe(self) -> str:
+    return self.caption.format()
 
 
 _V1 = JudgePrompts(
@@ -78,6 +84,11 @@ _V1 = JudgePrompts(
         "the image as the viewer sees it; an image whose relation is wrong or only roughly right "
         "scores at most 5.\n"
         'Answer with JSON only and no other text: {{"score": <integer from 0 to 10>}}'),
+    caption=(
+        "Locate every object in the image and name it by its colour, shape and texture.\n"
+        "Answer with JSON only and no other text: a list such as "
+        '[{{"bbox_2d": [x1, y1, x2, y2], "label": "<name>"}}] in pixel coordinates of this '
+        "image, one entry per object. If there is no object, answer []."),
 )
 
 # The same four questions in as few words as possible, for small judges trained on them (ShapesWorld's
@@ -89,6 +100,7 @@ _COMPACT_V1 = JudgePrompts(
     r_spa='Layout check. Prompt: {prompt}\nScore 1-10 as JSON {{"score": n}}.',
     r_ri='Locate every {object}. Answer a JSON list of {{"bbox_2d": [x1, y1, x2, y2], "label": "{object}"}}.',
     r_pi='Image check. Prompt: {prompt}\nScore 0-10 as JSON {{"score": n}}.',
+    caption='Locate every object. Answer a JSON list of {{"bbox_2d": [x1, y1, x2, y2], "label": name}}.',
 )
 
 PROMPT_VERSIONS: dict[str, JudgePrompts] = {p.version: p for p in (_V1, _COMPACT_V1)}

@@ -12,7 +12,7 @@ import pytest
 from gotr1_jax.data.chain import Obj, format_chain, parse_chain
 from gotr1_jax.rewards.canvas import draw_layout
 from gotr1_jax.rewards.config import reward_defaults
-from gotr1_jax.rewards.prompts import readable_chain
+from gotr1_jax.rewards.prompts import get_prompts, readable_chain
 from gotr1_jax.rewards.judge import (FunctionRewardModel, JudgeRequest, JudgeRewardModel, RewardBatch,
                                      build_reward_model)
 
@@ -206,3 +206,42 @@ def _function_cfg():
   cfg = reward_defaults()
   cfg.kind = "function"
   return cfg
+
+
+def test_caption_question_grounds_every_object_from_one_answer_per_image():
+  cfg = reward_defaults()
+  cfg.ri_question = "caption"
+  batch = make_batch()
+  caption = {  # sample -> the one caption answer about its image
+      0: f'[{{"bbox_2d": {px(CUBE.box)}, "label": "Red cube"}}, {{"bbox_2d": {px(CAT.box)}, "label": "green cat"}}]',
+      1: f'[{{"bbox_2d": {px((750, 100, 900, 400))}, "label": "blue ball"}}]',  # the cube is not answered
+      3: "garbage",
+      4: f'```json\n[{{"bbox_2d": {px(CAT2.box)}, "label": "green cat"}}, {{"bbox_2d": {px(CAT.box)}, '
+         f'"label": "green cat"}}]\n```',
+      5: f'[{{"bbox_2d": {px(CAT.box)}, "label": "green cat"}}, {{"label": "green cat"}}]',  # one without a box
+      6: "[]",
+      7: f'[{{"bbox_2d": {px(CAT.box)}, "label": "blue ball"}}]',  # a box under another name grounds nothing
+  }
+  texts, asked = [], []
+
+  def generate(requests):
+    if requests[0].kind != "r_ri":
+      return ['{"score": 5}'] * len(requests)
+    texts.extend(r.text for r in requests)
+    asked.extend((int(r.image[0, 0, 0]) - 2) // 4 for r in requests)
+    return [caption[(int(r.image[0, 0, 0]) - 2) // 4] for r in requests]
+
+  out = JudgeRewardModel(generate, SIZE, cfg).score(batch)
+  assert asked == [0, 1, 3, 4, 5, 6, 7]  # once per image with planned objects (sample 2 has none)
+  assert set(texts) == {get_prompts(cfg.prompt_version).describe()}
+  # 0: cube 1, ball 0 -> 0.5; 1: ball IoU 0.5 -> 0.25; 3: unreadable, plus the malformed span -> 0;
+  # 4: both cats -> 1; 5: the cat -> 1; 6: nothing -> 0, over the cat and the unfinished span; 7: 0.
+  np.testing.assert_allclose(out["r_ri"], [0.5, 0.25, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0], atol=1e-6)
+  assert out["parse_fail/r_ri"] == 1 and out["ri/missing_objects"] == 4  # ball of 0, cube of 1, cats of 6 and 7
+
+
+def test_an_unknown_ri_question_names_the_choices():
+  cfg = reward_defaults()
+  cfg.ri_question = "point"
+  with pytest.raises(ValueError, match=r"ri_question='point' must be one of \('ground', 'caption'\)"):
+    JudgeRewardModel(lambda r: [], SIZE, cfg)

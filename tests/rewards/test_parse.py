@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from gotr1_jax.rewards.parse import parse_box, parse_boxes, parse_score
+from gotr1_jax.rewards.parse import parse_box, parse_boxes, parse_labelled_boxes, parse_score
 
 SIZE = (448, 336)  # (width, height) of the image the judge saw
 
@@ -132,3 +132,13 @@ def test_random_text_never_raises_and_stays_in_range():
       assert s is None or 0.0 <= s <= 1.0
     boxes = parse_boxes(text, SIZE)
     assert boxes is None or all(0 <= b[0] <= b[2] < 1000 and 0 <= b[1] <= b[3] < 1000 for b in boxes)
+
+
+def test_parse_labelled_boxes_reads_a_caption_answer():
+  answer = ('```json\n[{"bbox_2d": [0, 0, 28, 14], "label": "red circle"}, {"label": "no box"},'
+            ' {"bbox_2d": [28, 28, 56, 56], "label": "dotted blue star"}]\n```')
+  assert parse_labelled_boxes(answer, (56, 56), frame="pixels") == [("red circle", (0, 0, 500, 250)),
+                                                                    ("dotted blue star", (500, 500, 999, 999))]
+  assert parse_labelled_boxes("[]", (56, 56)) == []
+  assert parse_labelled_boxes("I see a red circle.", (56, 56)) is None
+  assert parse_labelled_boxes(None, (56, 56)) is None
