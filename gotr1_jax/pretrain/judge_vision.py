@@ -117,7 +117,7 @@ def token_targets(objects: Sequence[SceneObject], grid: int,
   box, on, centre = np.zeros((t, 4), np.float32), np.zeros(t, np.float32), np.zeros(t, np.float32)
   cell = COORD_MAX / grid
   mid = (np.arange(grid) + 0.5) * cell
-  cy, cx = np.meshgrid(mid, mid, indexing="ij")
+  cy, cx = (a.reshape(-1) for a in np.meshgrid(mid, mid, indexing="ij"))
   attrs = attribute_labels([o.name for o in objects], world)
   for k in sorted(range(len(objects)), key=lambda k: -(objects[k].box[2] - objects[k].box[0])
                   * (objects[k].box[3] - objects[k].box[1])):
@@ -125,12 +125,10 @@ def token_targets(objects: Sequence[SceneObject], grid: int,
     inside = (cx >= x1) & (cx < x2) & (cy >= y1) & (cy < y2)
     ox, oy = box_center(objects[k].box)
     own = min(grid - 1, max(0, int(oy // cell))) * grid + min(grid - 1, max(0, int(ox // cell)))
-    inside = inside.reshape(-1)
     inside[own] = True
     idx = np.flatnonzero(inside)
     labels[idx] = attrs[k]
-    box[idx] = np.stack([cx.reshape(-1)[idx] - x1, cy.reshape(-1)[idx] - y1, x2 - cx.reshape(-1)[idx],
-                         y2 - cy.reshape(-1)[idx]], -1) / cell
+    box[idx] = np.stack([cx[idx] - x1, cy[idx] - y1, x2 - cx[idx], y2 - cy[idx]], -1) / cell
     on[idx] = 1.0
     centre[own] = 1.0
   return labels, box, on, centre

@@ -12,6 +12,8 @@ import jax.numpy as jnp
 import optax
 from ml_collections import ConfigDict
 
+from gotr1_jax.models.lora import paths_of
+
 
 def learning_rate_schedule(opt: ConfigDict, total_updates: int) -> optax.Schedule:
   """Linear warmup to `opt.lr`, then cosine decay to `opt.lr * opt.final_lr_ratio`."""
@@ -39,8 +41,7 @@ def frozen_for(steps: int, frozen: Callable[[str], bool]) -> optax.GradientTrans
   true are zero for the first `steps` updates (weight decay included), then pass unchanged. As a
   VLM's first stage trains its projector and LM on a vision tower held still."""
   def mask(tree: Any) -> Any:
-    return jax.tree_util.tree_map_with_path(
-        lambda path, _: frozen("/".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in path)), tree)
+    return jax.tree.unflatten(jax.tree.structure(tree), [frozen(path) for path in paths_of(tree)])
 
   def update(updates, state, params=None):
     del params
