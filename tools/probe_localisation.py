@@ -8,7 +8,8 @@
   python tools/probe_localisation.py --axis present --distractors 1     # is a square of the named colour there?
   python tools/probe_localisation.py --axis present --aux naming        # every other batch: name a square's colour
 
-A fresh model of config.judge.model (configs/shapes_pretrain.py unless --config says otherwise)
+A fresh model of config.judge.model (configs/shapes_pretrain.py:judge=plain, the judge recipe the
+README's probe runs used, unless --config says otherwise)
 learns which column (or row) of its LM token grid holds one square, or (--axis present) whether a
 square of the named colour is in the image. Every --log_every steps it prints the digit's loss and
 accuracy beside chance and beside a uniform pick among the squares (what a model scores that finds
@@ -27,7 +28,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from gotr1_jax.eval import localisation_probe  # noqa: E402
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_CONFIG = config_flags.DEFINE_config_file("config", os.path.join(_ROOT, "configs", "shapes_pretrain.py"),
+_CONFIG = config_flags.DEFINE_config_file("config", os.path.join(_ROOT, "configs", "shapes_pretrain.py:judge=plain"),
                                           "A config whose `judge` block gives the model, image size and optimizer.")
 _STEPS = flags.DEFINE_integer("steps", 1500, "Training steps.")
 _AXIS = flags.DEFINE_enum("axis", "column", list(localisation_probe.AXES), "What the question asks.")

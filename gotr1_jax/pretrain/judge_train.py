@@ -10,6 +10,10 @@ pretrain/judge_data.py's; the network models/qwen_vl.py's.
 
 With `vq_fraction` > 0 that fraction of images goes through the trained VQ (encode -> decode), so
 the judge also learns the decoder's artefacts that the policy's images carry.
+
+`judge.phases` splits the training into phases run one after the other (`phase_configs`; the
+pipeline runs and saves them): each phase's fields replace the judge block's, and each phase after
+the first continues from the judge the one before saved.
 """
 from __future__ import annotations
 
@@ -51,9 +55,11 @@ Array = jax.Array
 
 
 def reward_config(c: ConfigDict) -> ConfigDict:
-  """The reward block the judge is trained for (and must be used with): canvas at the judge's size."""
+  """The reward block the judge is trained for (and must be used with): canvas at the judge's size,
+  R_RI asked as `judge.ri_question` says (rewards/config.py)."""
   r = reward_defaults()
   r.prompt_version = c.get("prompt_version", r.prompt_version)
+  r.ri_question = c.get("ri_question", r.ri_question)
   r.canvas.width = r.canvas.height = int(c.image_size)
   r.canvas.font_scale = 1
   r.canvas.line_width = 1
@@ -194,6 +200,55 @@ def judge_loss(params: Any, model: QwenVL, batch: dict[str, Any]) -> tuple[Array
 
 def make_judge_train_step(model: QwenVL):
   return supervised_step(lambda params, batch: judge_loss(params, model, batch))
+
+
+def usage_of(c: ConfigDict) -> dict[str, Any]:
+  """How a judge trained with `judge` block c must be asked, as run-config fields (saved beside it as
+  judge_usage.json; rl/shapes_world.judge_reward_model checks a run against it)."""
+  r = reward_config(c)
+  return {"judge_generation.images_first": bool(c.get("images_first", True)),
+          "reward.prompt_version": r.prompt_version, "reward.ri_question": r.ri_question,
+          "reward.judge_image_size": int(c.image_size),
+          **{f"reward.canvas.{k}": r.canvas[k] for k in ("width", "height", "font_scale", "line_width", "box_colours")}}
+
+
+_SET_BY_PHASES = ("phases", "init_checkpoint", "vision_pretrain")
+
+
+def phase_configs(config: ConfigDict) -> list[ConfigDict]:
+  """The judge's training phases: one copy of `config` per entry of `judge.phases` (a tuple of
+  dicts of judge fields), its judge block updated with the entry. Phase k > 0 continues from phase
+  k - 1's judge (the caller sets its `init_checkpoint`), pre-trains no tower of its own, and draws
+  its own examples (seed + k). Only the last phase runs the closing fidelity check. Without phases,
+  the one config as given."""
+  c = config.judge
+  phases = tuple(c.get("phases", ()))
+  if not phases:
+    return [config]
+  configs = []
+  for k, fields in enumerate(phases):
+    if not isinstance(fields, dict):
+      raise ValueError(f"config.judge.phases[{k}]={fields!r} must be a dict of judge fields, e.g. "
+                       "dict(steps=800, vision_frozen_steps=800).")
+    unknown = sorted(f for f in fields if f not in c or f in _SET_BY_PHASES)
+    if unknown:
+      raise ValueError(f"config.judge.phases[{k}] sets {unknown}: a phase may set fields of config.judge "
+                       f"other than {_SET_BY_PHASES} (the pipeline chains the phases through those).")
+    phase = ConfigDict(config.to_dict())
+    phase.judge.phases = ()
+    for field, value in fields.items():
+      if isinstance(value, dict):
+        phase.judge[field].update(value)
+      else:
+        phase.judge[field] = value
+    if k > 0:
+      phase.seed = int(config.seed) + k
+      if "vision_pretrain" in phase.judge:
+        phase.judge.vision_pretrain.update(steps=0, init="")
+    if k < len(phases) - 1:
+      phase.judge.fidelity_samples = 0
+    configs.append(phase)
+  return configs
 
 
 def judge_model_config(c: ConfigDict, vocab_size: int) -> QwenVLConfig:

@@ -1,16 +1,19 @@
 """The pre-training pipeline: run a stage from the config, save its checkpoint, report its metrics.
 
 Owns the order of the stages (vq -> policy -> judge), where each reads its inputs (the policy reads
-the VQ checkpoint from out_dir) and the wall time of each. The stages' maths live in vq_train.py,
-sft_policy.py and judge_train.py; the on-disk format in shipped.py.
+the VQ checkpoint from out_dir) and the wall time of each, and the chaining of the judge's phases
+(each continues from the judge the one before saved; a saved phase is not run again). The stages'
+maths live in vq_train.py, sft_policy.py and judge_train.py; the on-disk format in shipped.py.
 """
 from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 from typing import Callable
 
 from ml_collections import ConfigDict
+from tqdm import tqdm
 
 from gotr1_jax.pretrain import shipped
 
@@ -51,17 +54,31 @@ def _run_policy(config: ConfigDict, workdir: str, out_dir: str) -> dict[str, flo
 
 
 def _run_judge(config: ConfigDict, workdir: str, out_dir: str) -> dict[str, float]:
+  """The judge, in `judge.phases` if it has them (judge_train.phase_configs): phase k's metrics under
+  workdir/phase<k>, its judge saved to workdir/phase<k>/judge for the next phase, the last one's to
+  out_dir/judge. A phase whose judge is already saved is not run again, so a stopped run resumes."""
   from gotr1_jax.models.vq import VQModel
-  from gotr1_jax.pretrain.judge_train import train_judge
+  from gotr1_jax.pretrain.judge_train import phase_configs, train_judge, usage_of
   from gotr1_jax.pretrain.vq_train import image_roundtrip
   transform = None
   if config.judge.vq_fraction > 0:  # the policy's images are VQ decodes: show the judge some
     vq_config, vq_params = shipped.load_vq(shipped.checkpoint_dir("vq", out_dir))
     model = VQModel(vq_config)
     transform = image_roundtrip(model, vq_params)
-  model_config, params, tokenizer, _, metrics = train_judge(config, workdir, transform)
-  shipped.save_judge(shipped.checkpoint_dir("judge", out_dir), model_config, params, tokenizer,
-                     int(config.judge.image_size))
+  phases = phase_configs(config)
+  metrics, previous = {}, None
+  for k, phase in enumerate(phases):
+    last = k == len(phases) - 1
+    phase_dir = workdir if len(phases) == 1 else os.path.join(workdir, f"phase{k}")
+    dest = shipped.checkpoint_dir("judge", out_dir) if last else Path(phase_dir) / "judge"
+    if previous is not None:
+      phase.judge.init_checkpoint = str(previous)
+    previous = dest
+    if not last and (dest / "preprocessor_config.json").exists():  # save_judge writes it last
+      tqdm.write(f"judge phase {k + 1} of {len(phases)}: already saved at {dest}, not run again")
+      continue
+    model_config, params, tokenizer, _, metrics = train_judge(phase, phase_dir, transform)
+    shipped.save_judge(dest, model_config, params, tokenizer, int(phase.judge.image_size), usage_of(phase.judge))
   return metrics
 
 

@@ -5,6 +5,8 @@ format (transformers' standalone JanusVQVAE key names + a config.json of VQConfi
 policy goes through convert/janus.py's save_janus / load_janus (DeepSeek's layout, the one GoT-R1
 ships), so loading the shipped policy exercises the real conversion path; its directory also holds
 the tokenizer files, so generator_from_checkpoint reads it as it reads any Janus checkpoint.
+The judge's directory also records how it must be asked (`judge_usage.json`: the question order,
+wording, R_RI question and canvas it was trained on), which a run that loads it checks.
 """
 from __future__ import annotations
 
@@ -87,12 +89,19 @@ def load_policy(path: str | os.PathLike) -> tuple[JanusConfig, dict, dict]:
 _LOAD_ORIGIN_KEYS = ("is_local", "local_files_only")
 
 
+JUDGE_USAGE_FILE = "judge_usage.json"
+
+
 def save_judge(path: str | os.PathLike, config: Any, params: Mapping[str, Any], tokenizer: Any,
-               image_size: int) -> list[Path]:
-  """The judge as our Flax Qwen2.5-VL directory (convert/qwen_vl.py) with its tokenizer and a
-  preprocessor_config.json that keeps images at image_size^2 pixels (what it was trained on)."""
+               image_size: int, usage: Mapping[str, Any] | None = None) -> list[Path]:
+  """The judge as our Flax Qwen2.5-VL directory (convert/qwen_vl.py) with its tokenizer, `usage`
+  (how it must be asked, see judge_usage) and, written last, a preprocessor_config.json that keeps
+  images at image_size^2 pixels (what it was trained on)."""
   from gotr1_jax.convert.qwen_vl import save_flax_qwen_vl
   files = save_flax_qwen_vl(path, config, jax.device_get(params))
+  if usage is not None:
+    files.append(Path(path) / JUDGE_USAGE_FILE)
+    files[-1].write_text(json.dumps(dict(usage), indent=2) + "\n")
   files += [Path(f) for f in tokenizer.save_pretrained(str(path))]
   # transformers records where it loaded a tokenizer from (is_local, local_files_only); a shipped
   # judge is the same wherever it is loaded from, so its saved config should not say.
@@ -106,3 +115,10 @@ def save_judge(path: str | os.PathLike, config: Any, params: Mapping[str, Any], 
   pre.write_text(json.dumps({"min_pixels": image_size ** 2, "max_pixels": image_size ** 2}, indent=2) + "\n")
   return files + [pre]
 
+
+
+def judge_usage(path: str | os.PathLike) -> dict[str, Any]:
+  """How the judge at `path` must be asked, as its training recorded it (run-config field ->
+  value, e.g. "judge_generation.images_first": False); {} for a judge that recorded nothing."""
+  f = Path(path) / JUDGE_USAGE_FILE
+  return json.loads(f.read_text()) if f.is_file() else {}

@@ -105,9 +105,31 @@ def judge_reward_model(config: ConfigDict, judge_dir: str = ""):
   from gotr1_jax.sampling.qwen_vl import generator_from_checkpoint as judge_from_checkpoint
   reward = config.reward
   path = _checkpoint(judge_dir or reward.get("judge_checkpoint", ""), "judge", "reward.judge_checkpoint")
+  check_judge_usage(config, path)
   size = int(reward.judge_image_size)
   return build_reward_model(_with_kind(reward, "gotr1"), generate_fn=judge_from_checkpoint(
       path, config.get("judge_generation", None)), image_size=(size, size))
+
+
+# What a run config without the field means (QwenVLGenerationConfig's and reward_defaults' defaults).
+_USAGE_DEFAULTS = {"judge_generation.images_first": True, "reward.ri_question": "ground"}
+
+
+def check_judge_usage(config: ConfigDict, judge_dir: str) -> None:
+  """Raises one ValueError naming every field where `config` asks the judge at judge_dir otherwise
+  than it was trained to be asked (its judge_usage.json; nothing to check if it has none)."""
+  from gotr1_jax.pretrain.shipped import JUDGE_USAGE_FILE, judge_usage
+  wrong = []
+  for field, want in judge_usage(judge_dir).items():
+    node = config
+    for key in field.split("."):
+      node = node[key] if node is not None and key in node else None
+    have = _USAGE_DEFAULTS.get(field) if node is None else node
+    if have != want:
+      wrong.append(f"--config.{field}={str(want).lower() if isinstance(want, bool) else want} (the run has {have!r})")
+  if wrong:
+    raise ValueError(f"The judge at {judge_dir} was trained to be asked otherwise than this run asks it "
+                     f"({os.path.join(judge_dir, JUDGE_USAGE_FILE)}); set " + ", ".join(wrong) + ".")
 
 
 def _with_kind(reward: ConfigDict, kind: str) -> ConfigDict:

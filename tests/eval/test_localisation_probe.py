@@ -39,8 +39,9 @@ def test_bad_axis_names_the_choices():
 
 
 def _tiny_judge(batch_size: int):
-  """The shipped judge config with a model small enough to train a few steps in seconds."""
-  judge = get_config().judge
+  """The judge config the probe defaults to (the plain recipe), its model small enough to train a few
+  steps in seconds."""
+  judge = get_config("judge=plain").judge
   judge.model.lm.update(hidden_size=32, intermediate_size=64, num_layers=1, num_heads=2, num_kv_heads=1)
   judge.model.vision.update(depth=2, hidden_size=16, intermediate_size=32, num_heads=2, fullatt_block_indexes=(1,),
                             out_hidden_size=32)

@@ -213,3 +213,56 @@ def test_continuing_from_a_judge_with_the_policys_samples(tmp_path):
   moved = jax.tree.map(lambda a, b: float(np.abs(np.asarray(a) - np.asarray(b)).max()), params, start.params)
   assert 0 < max(jax.tree.leaves(moved)) < 0.1  # two small steps away from the saved judge
   assert np.isfinite(final["loss/loss"])
+
+
+def test_phase_configs_chain_the_judges_training():
+  """Each phase sets its own fields; later phases draw their own examples, pre-train no tower, and
+  only the last runs the closing fidelity check. Fields the pipeline chains through are refused."""
+  import pytest
+  from configs.shapes_pretrain import get_config
+  config = get_config()
+  phases = jt.phase_configs(config)
+  assert [p.judge.steps for p in phases] == [800, 1500, 1500] and config.judge.steps == 3800
+  assert [p.seed for p in phases] == [0, 1, 2]
+  assert [p.judge.vision_frozen_steps for p in phases] == [800, 0, 0]
+  assert [p.judge.vision_pretrain.steps for p in phases] == [1200, 0, 0]
+  assert [tuple(p.judge.kind_weights) for p in phases] == [(0, 0, 1, 0)] * 2 + [()]
+  assert [p.judge.fidelity_samples for p in phases] == [0, 0, 120]
+  assert all(p.judge.phases == () and p.judge.caption_fraction == 0.3 for p in phases)
+  assert jt.reward_config(phases[-1].judge).ri_question == "caption"
+  assert jt.phase_configs(get_config("judge=plain")) == [get_config("judge=plain")]
+  for bad, match in ((dict(stepz=3), "stepz"), (dict(init_checkpoint="x"), "init_checkpoint"), (3, "dict")):
+    config.judge.phases = (dict(steps=1), bad)
+    with pytest.raises(ValueError, match=match):
+      jt.phase_configs(config)
+  with pytest.raises(ValueError, match="plain"):
+    get_config("judge=fancy")
+
+
+def test_pipeline_runs_the_phases_in_turn_and_resumes(tmp_path):
+  """Phase 2 continues from phase 1's saved judge; run again, a saved phase is not rerun and the
+  final judge comes out the same to the last bit."""
+  import os
+  from gotr1_jax.pretrain import pipeline
+  from gotr1_jax.sampling.qwen_vl import generator_from_checkpoint
+  c = toy_judge_config(steps=2)
+  c.update(fidelity_samples=0, vision_frozen_steps=0, phases=(dict(steps=2, vision_frozen_steps=2), dict(steps=2)))
+  config = ConfigDict(dict(seed=0, judge=c))
+  pipeline.run_stages(config, ("judge",), str(tmp_path / "runs"), str(tmp_path / "out"))
+  first = generator_from_checkpoint(tmp_path / "runs" / "judge" / "phase0" / "judge")
+  final = generator_from_checkpoint(tmp_path / "out" / "judge")
+  assert first.tokenizer.get_vocab() == final.tokenizer.get_vocab()
+  for k in (0, 1):
+    assert (tmp_path / "runs" / "judge" / f"phase{k}" / "metrics.csv").is_file()
+  import jax
+  visual = lambda p: jax.tree.leaves(p["params"]["visual"])  # noqa: E731
+  moved = max(float(np.abs(np.asarray(a) - np.asarray(b)).max()) for a, b in zip(visual(first.params),
+                                                                                   visual(final.params)))
+  assert 0 < moved < 0.1  # phase 2 trained the tower phase 1 held still, a step on from phase 1's
+  saved = tmp_path / "runs" / "judge" / "phase0" / "judge" / "model.safetensors"
+  stamp = os.stat(saved).st_mtime_ns
+  (tmp_path / "out" / "judge" / "model.safetensors").unlink()
+  pipeline.run_stages(config, ("judge",), str(tmp_path / "runs"), str(tmp_path / "out"))
+  assert os.stat(saved).st_mtime_ns == stamp  # phase 1 was not run again
+  again = generator_from_checkpoint(tmp_path / "out" / "judge")
+  assert all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(final.params), jax.tree.leaves(again.params)))

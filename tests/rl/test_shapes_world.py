@@ -131,6 +131,34 @@ def test_one_step_with_the_judge_logs_every_component(policy_dir, tmp_path):
   assert 0.0 <= last["reward/mean"] <= 1.0
 
 
+def test_a_judge_asked_otherwise_than_trained_names_the_fields(tmp_path):
+  """A judge directory records how it must be asked (judge_usage.json, from its training config); a run
+  that asks it otherwise stops before any step with every wrong field and its value."""
+  import json
+  from gotr1_jax.pretrain.judge_train import usage_of
+  from gotr1_jax.rl.shapes_world import check_judge_usage
+  from tests.pretrain.test_judge_train import toy_judge_config, write_tiny_judge
+  write_tiny_judge(tmp_path / "judge")
+  config = shapes_demo.get_config()
+  config.reward.judge_checkpoint = str(tmp_path / "judge")
+  check_judge_usage(config, str(tmp_path / "judge"))  # no record: nothing to check
+  c = toy_judge_config()
+  c.update(images_first=False, ri_question="caption", prompt_version="compact-v1")
+  usage = usage_of(c)
+  assert usage["judge_generation.images_first"] is False and usage["reward.canvas.width"] == 56
+  (tmp_path / "judge" / "judge_usage.json").write_text(json.dumps(usage))
+  config.judge_generation.images_first = True
+  config.reward.ri_question = "ground"
+  with pytest.raises(ValueError, match=r"images_first=false .*ri_question=caption \(the run has 'ground'\)"):
+    check_judge_usage(config, str(tmp_path / "judge"))
+  del config.judge_generation  # a run config without the block means Qwen's order: still refused
+  config.reward.ri_question = "caption"
+  with pytest.raises(ValueError, match="images_first=false"):
+    check_judge_usage(config, str(tmp_path / "judge"))
+  config.judge_generation = dict(images_first=False)
+  check_judge_usage(config, str(tmp_path / "judge"))
+
+
 def test_color_share_reward_reads_the_colour_and_the_sanity_config_uses_it():
   from configs import shapes_sanity
   from gotr1_jax.data.shapes_world.layout import sample_scene
