@@ -31,7 +31,7 @@ from gotr1_jax.rl.shapes_world import task_defaults
 
 
 def get_config(arg: str | None = None):
-  a = config_lib.parse_arg(arg, steps=40, group_size=8, prompts=4, lr=2e-3, beta=0.1, lora_rank=16,
+  a = config_lib.parse_arg(arg, steps=160, group_size=8, prompts=4, lr=2e-3, beta=0.1, lora_rank=16,
                            mesh="data", reward="gotr1", seed=0)
   config = config_lib.base_config()
   config.name = "shapes_demo" if a.reward == "gotr1" else "shapes_demo_oracle"
@@ -55,9 +55,12 @@ def get_config(arg: str | None = None):
   # at its own size (configs/shapes_pretrain.py, pretrain/judge_train.py); a real judge uses "v1".
   config.reward.prompt_version = "compact-v1"
   config.reward.canvas.update(width=56, height=56, font_scale=1, line_width=1)
-  # images_first: as the judge was trained (config.judge.images_first of configs/shapes_pretrain.py).
-  config.judge_generation = dict(prompt_buckets=(96, 160, 256), row_buckets=(16, 64), patch_buckets=(196,),
-                                 images_first=True)
+  # Ask the judge as it was trained (its directory's judge_usage.json; a run that asks otherwise
+  # stops and names the field): the question before the image, and R_RI read from one caption
+  # question per image, not one grounding question per object (README, "A tower pre-trained on scenes").
+  config.reward.ri_question = "caption"
+  config.judge_generation = dict(prompt_buckets=(96, 160, 256, 384), row_buckets=(16, 64), patch_buckets=(196,),
+                                 images_first=False)
   config.rl.steps = a.steps
   config.rl.prompts_per_step = a.prompts
   config.rl.group_size = a.group_size

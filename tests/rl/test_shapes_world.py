@@ -83,14 +83,20 @@ def test_demo_configs_kl_weights():
   assert shapes_demo_oracle.get_config().reward.kind == "function"
 
 
-def test_demo_runs_the_judge_in_the_order_it_was_trained():
-  # The shipped judge saw each image before its question; a judge trained with the question first
-  # (config.judge.images_first=false) is run with --config.judge_generation.images_first=false.
+def test_demo_asks_the_shipped_judge_as_it_was_trained():
+  # The shipped judge was trained with the question before the image and reads R_RI from its caption
+  # (its judge_usage.json); the demo config asks it so, and asking it in Qwen's order is refused.
+  from gotr1_jax.pretrain.shipped import checkpoint_dir, judge_usage
+  from gotr1_jax.rl.shapes_world import check_judge_usage
   from gotr1_jax.sampling.qwen_vl import QwenVLGenerationConfig
+  shipped_judge = str(checkpoint_dir("judge"))
+  assert judge_usage(shipped_judge)["judge_generation.images_first"] is False
   config = shapes_demo.get_config()
-  assert QwenVLGenerationConfig.from_dict(config.judge_generation).images_first
-  config.judge_generation.images_first = False
+  check_judge_usage(config, shipped_judge)
   assert not QwenVLGenerationConfig.from_dict(config.judge_generation).images_first
+  config.judge_generation.images_first = True
+  with pytest.raises(ValueError, match="images_first=false"):
+    check_judge_usage(config, shipped_judge)
 
 
 def test_spatial_config_is_the_measured_layout_run():
