@@ -99,11 +99,18 @@ _NON_NEGATIVE_NUMBERS = ("rl.epsilon", "rl.beta", "rl.temperature", "optimizer.l
                          "optimizer.weight_decay", "optimizer.max_grad_norm")
 
 
-def _get(config: ConfigDict, dotted: str) -> Any:
+_REQUIRED = object()
+
+
+def get_field(config: ConfigDict, dotted: str, default: Any = _REQUIRED) -> Any:
+  """config's field at a dotted path ("rl.beta"); `default` if a part of the path is missing, or,
+  without a default, a ValueError naming the field."""
   node = config
   for part in dotted.split("."):
-    if part not in node:
-      raise ValueError(f"Config field {dotted!r} is missing; start from gotr1_jax.config_lib.base_config().")
+    if node is None or part not in node:
+      if default is _REQUIRED:
+        raise ValueError(f"Config field {dotted!r} is missing; start from gotr1_jax.config_lib.base_config().")
+      return default
     node = node[part]
   return node
 
@@ -111,14 +118,14 @@ def _get(config: ConfigDict, dotted: str) -> Any:
 def check_config(config: ConfigDict) -> None:
   """Raises one ValueError naming the first wrong field and how to fix it."""
   for field, allowed in _CHOICES.items():
-    if _get(config, field) not in allowed:
-      raise ValueError(f"config.{field}={_get(config, field)!r} must be one of {allowed}.")
+    if get_field(config, field) not in allowed:
+      raise ValueError(f"config.{field}={get_field(config, field)!r} must be one of {allowed}.")
   for field in _POSITIVE_INTS:
-    v = _get(config, field)
+    v = get_field(config, field)
     if isinstance(v, bool) or not isinstance(v, int) or v < 1:
       raise ValueError(f"config.{field}={v!r} must be a positive integer.")
   for field in _NON_NEGATIVE_NUMBERS:
-    v = _get(config, field)
+    v = get_field(config, field)
     if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
       raise ValueError(f"config.{field}={v!r} must be a non-negative number.")
   rows = config.rl.prompts_per_step * config.rl.group_size

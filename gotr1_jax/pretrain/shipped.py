@@ -116,7 +116,6 @@ def save_judge(path: str | os.PathLike, config: Any, params: Mapping[str, Any], 
   return files + [pre]
 
 
-
 def judge_usage(path: str | os.PathLike) -> dict[str, Any]:
   """How the judge at `path` must be asked, as its training recorded it (run-config field ->
   value, e.g. "judge_generation.images_first": False); {} for a judge that recorded nothing."""

@@ -17,6 +17,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from ml_collections import ConfigDict
 
+from gotr1_jax import config_lib
 from gotr1_jax.data.shapes_world.detect import label_pixels
 from gotr1_jax.data.shapes_world.oracle import oracle_rewards
 from gotr1_jax.data.shapes_world.prompts import CATEGORIES, parse_prompt
@@ -111,20 +112,18 @@ def judge_reward_model(config: ConfigDict, judge_dir: str = ""):
       path, config.get("judge_generation", None)), image_size=(size, size))
 
 
-# What a run config without the field means (QwenVLGenerationConfig's and reward_defaults' defaults).
-_USAGE_DEFAULTS = {"judge_generation.images_first": True, "reward.ri_question": "ground"}
-
-
 def check_judge_usage(config: ConfigDict, judge_dir: str) -> None:
   """Raises one ValueError naming every field where `config` asks the judge at judge_dir otherwise
-  than it was trained to be asked (its judge_usage.json; nothing to check if it has none)."""
+  than it was trained to be asked (its judge_usage.json; nothing to check if it has none). A run
+  config without the judge_generation block or reward.ri_question asks as their defaults do."""
   from gotr1_jax.pretrain.shipped import JUDGE_USAGE_FILE, judge_usage
+  from gotr1_jax.rewards.config import reward_defaults
+  from gotr1_jax.sampling.qwen_vl import QwenVLGenerationConfig
+  defaults = {"judge_generation.images_first": QwenVLGenerationConfig().images_first,
+              "reward.ri_question": reward_defaults().ri_question}
   wrong = []
   for field, want in judge_usage(judge_dir).items():
-    node = config
-    for key in field.split("."):
-      node = node[key] if node is not None and key in node else None
-    have = _USAGE_DEFAULTS.get(field) if node is None else node
+    have = config_lib.get_field(config, field, defaults.get(field))
     if have != want:
       wrong.append(f"--config.{field}={str(want).lower() if isinstance(want, bool) else want} (the run has {have!r})")
   if wrong:
