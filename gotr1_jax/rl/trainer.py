@@ -157,7 +157,9 @@ def _loop(config, task, setup: TrainSetup, state, ckpt, writer, monitor, workdir
       rng = jax.random.fold_in(state.rng, step)
       policy = merge(state.params, setup.frozen, setup.lora)
       rollout = task.rollout(policy, rows, jax.random.fold_in(rng, 0))
+      t_rollout = time.perf_counter()
       rewards = task.reward_fn(rows, rollout)
+      t_reward = time.perf_counter()
       batch = dict(rollout.batch)
       batch["advantages"] = group_advantages(jnp.asarray(rewards["reward"]), rl.group_size, rl.advantage)
       if rl.num_iterations > 1:
@@ -169,6 +171,9 @@ def _loop(config, task, setup: TrainSetup, state, ckpt, writer, monitor, workdir
       state = state.replace(step=jnp.int32(step + 1))
       seconds = time.perf_counter() - t0
       last = _step_metrics(rewards, update_metrics, rollout, rl, seconds, monitor)
+      # Where a step's time goes: sampling (text out), scoring, then log-probs + the update(s).
+      last.update({"perf/rollout_s": t_rollout - t0, "perf/reward_s": t_reward - t_rollout,
+                   "perf/update_s": t0 + seconds - t_reward})
       writer.write(step + 1, last)
       bar.set_postfix(reward=f"{last['reward/mean']:.3f}", kl=f"{last['loss/kl']:.4f}")
       bar.update(1)

@@ -44,6 +44,8 @@ def test_two_steps_then_resume(policy_dir, tmp_path):
               "loss/kl", "train/grad_norm", "train/clip_frac", "perf/tokens_per_s", "adv/std"):
     assert key in last and np.isfinite(last[key]), key
   assert 0.0 <= last["reward/mean"] <= 1.0
+  parts = [last[f"perf/{k}_s"] for k in ("rollout", "reward", "update")]  # where the step's time went
+  assert min(parts) > 0 and sum(parts) == pytest.approx(last["perf/step_s"], rel=1e-6)
   rows = read_metrics(str(workdir / "metrics.csv"))
   assert [int(r["step"]) for r in rows if r["reward/mean"]] == [1, 2]
   assert sorted(p.name for p in (workdir / "checkpoints").iterdir()) == ["1", "2"]
