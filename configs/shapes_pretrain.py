@@ -101,6 +101,9 @@ def judge_config(scale: float, recipe: str = "scene") -> ConfigDict:
       # Layout canvas boxes coloured per object ("palette") or by the colour word in the object's
       # name ("named"; rewards/canvas.py); the judge must then be used with the same canvas.
       canvas_box_colours="palette",
+      # Boxes drawn as outlines with their names ("outline", GoT-R1's canvas) or filled in their
+      # colour without names ("filled", like the scenes a scene tower learnt; rewards/canvas.py).
+      canvas_style="outline",
       # Question kinds per step: () = the four in turn; four weights (r_sem, r_spa, r_ri, r_pi) = drawn
       # with them. R_spa examples with the top score are kept with probability spa_top_keep (judge_train.py).
       # An R_spa draw is with probability spa_contrast_fraction a true layout or the same with two boxes

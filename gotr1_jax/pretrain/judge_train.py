@@ -64,6 +64,7 @@ def reward_config(c: ConfigDict) -> ConfigDict:
   r.canvas.font_scale = 1
   r.canvas.line_width = 1
   r.canvas.box_colours = c.get("canvas_box_colours", r.canvas.box_colours)
+  r.canvas.style = c.get("canvas_style", r.canvas.style)
   return r
 
 
@@ -209,7 +210,8 @@ def usage_of(c: ConfigDict) -> dict[str, Any]:
   return {"judge_generation.images_first": bool(c.get("images_first", True)),
           "reward.prompt_version": r.prompt_version, "reward.ri_question": r.ri_question,
           "reward.judge_image_size": int(c.image_size),
-          **{f"reward.canvas.{k}": r.canvas[k] for k in ("width", "height", "font_scale", "line_width", "box_colours")}}
+          **{f"reward.canvas.{k}": r.canvas[k]
+             for k in ("width", "height", "font_scale", "line_width", "box_colours", "style")}}
 
 
 _SET_BY_PHASES = ("phases", "init_checkpoint", "vision_pretrain")

@@ -1,4 +1,5 @@
-"""The R_spa layout canvas: a chain's boxes drawn on a blank picture, each name at its box's corner.
+"""The R_spa layout canvas: a chain's boxes drawn on a blank picture, each name at its box's corner
+(canvas.style "outline", GoT-R1's) or each box filled in its colour without names ("filled").
 
 Owns drawing only (deterministic, PIL, settings from `config.reward.canvas`; see
 config.canvas_defaults). It does not parse chains beyond gotr1_jax.data.chain, and asks no judge.
@@ -70,18 +71,25 @@ def _label_mask(text: str, font, canvas: ConfigDict) -> Image.Image:
 
 
 def draw_layout(objects: Sequence[Obj], canvas: ConfigDict) -> np.ndarray:
-  """Draws each object's box outline and name; returns uint8 [height, width, 3].
+  """Draws each object's box outline and name (or, canvas.style "filled", the filled box alone);
+  returns uint8 [height, width, 3].
 
   Object i gets box_colours(...)[i] for both its outline (canvas.line_width pixels, drawn inward
   from the box edge) and its name. Names go inside the box's top-left corner, offset by the
   line width plus canvas.text_margin, shifted back onto the canvas when they would overflow. All
   outlines are drawn before any name, so a later box never hides an earlier name.
+  Filled boxes are drawn largest area first (ties in chain order), so a box inside another shows.
   """
   w, h = canvas.width, canvas.height
   image = Image.new("RGB", (w, h), tuple(canvas.background))
   draw = ImageDraw.Draw(image)
   colours = box_colours(objects, canvas)
   corners = [to_pixels(o.box, w, h) for o in objects]
+  if canvas.get("style", "outline") == "filled":
+    area = lambda i: (corners[i][2] - corners[i][0] + 1) * (corners[i][3] - corners[i][1] + 1)  # noqa: E731
+    for i in sorted(range(len(objects)), key=lambda i: -area(i)):
+      draw.rectangle(corners[i], fill=colours[i])
+    return np.asarray(image, dtype=np.uint8)
   for (x1, y1, x2, y2), colour in zip(corners, colours):
     draw.rectangle((x1, y1, x2, y2), outline=colour, width=canvas.line_width)
   font = load_font(canvas) if objects else None

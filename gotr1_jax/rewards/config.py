@@ -16,6 +16,7 @@ SCORE_READOUTS = ("greedy", "expected")
 RI_QUESTIONS = ("ground", "caption")
 BOX_FRAMES = ("auto", "pixels", "norm1000", "norm1")
 BOX_COLOURS = ("palette", "named")
+CANVAS_STYLES = ("outline", "filled")
 
 # Box outline colours of the layout canvas, cycled over objects in chain order (unknown in the
 # paper). Saturated, mutually distinct and dark enough to read on white; a user who wants plain
@@ -36,10 +37,15 @@ def canvas_defaults() -> ConfigDict:
   is a path to a .ttf/.otf file drawn at `font_size`.
   box_colours: "palette" = outline and name of object i in palette[i % len(palette)]; "named" = in
   the colour its name says when Pillow knows the word ("red circle" -> red; canvas.box_colours).
+  style: "outline" = each box's outline with its name at the corner (GoT-R1's canvas); "filled" =
+  each box filled in its colour, largest first so that no box hides a smaller one, and no names
+  (a picture like a scene of coloured blocks, for a judge whose vision tower learnt scenes; with
+  box_colours "named" the colours carry the names' colour words).
   """
   return ConfigDict(dict(
       width=448, height=448, background=(255, 255, 255), line_width=3, palette=DEFAULT_PALETTE,
-      font="bitmap", font_scale=2, font_size=20, text_margin=2, box_colours="palette"))
+      font="bitmap", font_scale=2, font_size=20, text_margin=2, box_colours="palette",
+      style="outline"))
 
 
 def monitor_defaults() -> ConfigDict:
@@ -129,6 +135,8 @@ def check_reward_config(config: ConfigDict) -> None:
     _rgb(colour, f"canvas.palette[{i}]")
   if canvas.get("box_colours", "palette") not in BOX_COLOURS:
     raise ValueError(f"config.reward.canvas.box_colours={canvas.box_colours!r}; choose one of {BOX_COLOURS}.")
+  if canvas.get("style", "outline") not in CANVAS_STYLES:
+    raise ValueError(f"config.reward.canvas.style={canvas.style!r}; choose one of {CANVAS_STYLES}.")
   monitor = _need(config, "monitor")
   if isinstance(monitor.window, bool) or not isinstance(monitor.window, int) or monitor.window < 2:
     raise ValueError(f"config.reward.monitor.window={monitor.window!r} must be an int >= 2.")

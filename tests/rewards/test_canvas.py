@@ -124,3 +124,17 @@ def test_named_box_colours_follow_the_colour_word_and_fall_back_to_the_palette()
   for obj, colour in zip(objects, box_colours(objects, cfg)):
     x1, y1, x2, y2 = to_pixels(obj.box, cfg.width, cfg.height)
     np.testing.assert_array_equal(image[y2, x1:x2 + 1], np.tile(colour, (x2 - x1 + 1, 1)))  # bottom edge
+
+
+def test_filled_style_fills_boxes_largest_first_without_names():
+  cfg = canvases()["small"]
+  cfg.box_colours, cfg.style = "named", "filled"
+  big, small = Obj("blue square", (0, 0, 999, 999)), Obj("red circle", (250, 250, 500, 500))
+  for order in ([small, big], [big, small]):  # the small box shows whichever the chain names first
+    image = draw_layout(order, cfg)
+    ref = np.empty((cfg.height, cfg.width, 3), np.uint8)
+    ref[:] = (0, 0, 255)
+    x1, y1, x2, y2 = to_pixels(small.box, cfg.width, cfg.height)
+    ref[y1:y2 + 1, x1:x2 + 1] = (255, 0, 0)
+    np.testing.assert_array_equal(image, ref)  # exact: two solid rectangles, no outline, no name
+  assert np.all(draw_layout([], cfg) == np.array(cfg.background))

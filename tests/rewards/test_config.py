@@ -24,6 +24,7 @@ def test_defaults_are_valid():
     ("canvas.palette", ((1, 2),), r"canvas.palette\[0\]"),
     ("canvas.text_margin", -1, "canvas.text_margin"),
     ("canvas.box_colours", "rainbow", "canvas.box_colours"),
+    ("canvas.style", "dotted", "canvas.style"),
     ("monitor.window", 1, "monitor.window"),
     ("monitor.rise", -0.1, "monitor.rise"),
 ])

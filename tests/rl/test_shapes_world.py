@@ -165,6 +165,10 @@ def test_a_judge_asked_otherwise_than_trained_names_the_fields(tmp_path):
     check_judge_usage(config, str(tmp_path / "judge"))
   config.judge_generation = dict(images_first=False)
   check_judge_usage(config, str(tmp_path / "judge"))
+  c.canvas_style = "filled"  # a judge trained on filled layout canvases is not asked with outlines
+  (tmp_path / "judge" / "judge_usage.json").write_text(json.dumps(usage_of(c)))
+  with pytest.raises(ValueError, match=r"canvas.style=filled \(the run has 'outline'\)"):
+    check_judge_usage(config, str(tmp_path / "judge"))
 
 
 def test_color_share_reward_reads_the_colour_and_the_sanity_config_uses_it():
