@@ -16,7 +16,7 @@ from configs import shapes_demo
 
 def get_config(arg: str | None = None):
   extra = f",{arg}" if arg else ""  # shapes_demo's arguments, e.g. steps=60,lr=1e-3
-  config = shapes_demo.get_config(f"reward=function,steps=30{extra}")
+  config = shapes_demo.get_config(f"reward=function,steps=30,categories=all{extra}")  # as measured
   config.name = "shapes_sanity"
   config.task.reward_fn = "color_share"
   config.task.sanity_color = "red"

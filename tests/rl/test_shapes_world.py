@@ -85,6 +85,15 @@ def test_demo_configs_kl_weights():
   assert shapes_demo_oracle.get_config().reward.kind == "function"
 
 
+def test_demo_configs_train_on_the_claims_categories():
+  # README: both demo runs train on color, shape, texture and spatial prompts; categories=all on every one.
+  for module in (shapes_demo, shapes_demo_oracle):
+    assert tuple(module.get_config().task.train_categories) == ("color", "shape", "texture", "spatial")
+    assert tuple(module.get_config("categories=all").task.train_categories) == ()
+  with pytest.raises(ValueError, match="categories='attributes'; choose one of"):
+    shapes_demo.get_config("categories=attributes")
+
+
 def test_demo_asks_the_shipped_judge_as_it_was_trained():
   # The shipped judge was trained with the question before the image and reads R_RI from its caption
   # (its judge_usage.json); the demo config asks it so, and asking it in Qwen's order is refused.
