@@ -31,7 +31,8 @@ steps with the shipped scene-tower judge move overall by +0.017 [+0.002, +0.034]
 [+0.000, +0.030] (seed 1), complex (not trained) by +0.040 and +0.034, each attribute category by
 less than its noise and spatial by +0.030 and +0.000 (README); on all six categories overall
 -0.001 [-0.016, +0.014]. With exact rewards (shapes_demo_oracle) the four categories give +0.030 and
-+0.024, all six +0.015. 160 steps take about 11.5 min here (4 s a step).
++0.024, all six +0.015. 160 steps took about 11.5 min on session 18's machine (4 s a step) and
+24 min on session 20's (8.6 s, half of it the judge): at or over the 15-minute budget (README).
 """
 from gotr1_jax import config_lib
 from gotr1_jax.rewards.config import reward_defaults
