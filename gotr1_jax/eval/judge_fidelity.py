@@ -98,6 +98,16 @@ def prompt_groups(specs: list[PromptSpec]) -> list[slice]:
   return groups
 
 
+def exact_rewards(sample: FidelitySample, reward_config: Any, world: WorldConfig = WorldConfig(),
+                  keys: Sequence[str] = COMPONENTS) -> dict[str, np.ndarray]:
+  """The oracle's exact `keys` (any of oracle_rewards' outputs) per sample, [N] each, plus "reward":
+  the four components combined as `reward_config.combine` says."""
+  exact = [oracle_rewards(s, c, im, world) for s, c, im in zip(sample.specs, sample.chains, sample.images)]
+  out = {k: np.asarray([e[k] for e in exact]) for k in dict.fromkeys((*COMPONENTS, *keys))}
+  out["reward"] = combine({k: out[k] for k in COMPONENTS}, reward_config)
+  return out
+
+
 def judge_fidelity(reward_model: Any, sample: FidelitySample, reward_config: Any, batch_size: int = 32,
                    world: WorldConfig = WorldConfig()) -> dict[str, Any]:
   """{'per_reward': {kind: {spearman, kendall, judge_mean, oracle_mean}}, 'counters': {...}, 'n': N}."""
@@ -114,10 +124,9 @@ def judge_fidelity(reward_model: Any, sample: FidelitySample, reward_config: Any
     for k, v in out.items():
       if np.ndim(v) == 0:
         counters[k] = counters.get(k, 0.0) + float(v)
-  exact = [oracle_rewards(s, c, im, world) for s, c, im in zip(sample.specs, sample.chains, sample.images)]
-  oracle = {k: np.asarray([e[k] for e in exact]) for k in COMPONENTS}
+  oracle = exact_rewards(sample, reward_config, world)
   judge = {k: np.asarray(v) for k, v in judged.items()}
-  judge["reward"], oracle["reward"] = combine(judge, reward_config), combine(oracle, reward_config)
+  judge["reward"] = combine(judge, reward_config)
   groups = prompt_groups(sample.specs)
   per = {k: dict(correlations(judge[k], oracle[k]), **within_groups(judge[k], oracle[k], groups),
                  judge_mean=float(judge[k].mean()), oracle_mean=float(oracle[k].mean()))

@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from gotr1_jax.data.shapes_world.oracle import oracle_rewards
 from gotr1_jax.data.shapes_world.world import WorldConfig
-from gotr1_jax.eval.judge_fidelity import COMPONENTS, FidelitySample, prompt_groups, within_groups
-from gotr1_jax.rewards.combine import combine
+from gotr1_jax.eval.judge_fidelity import FidelitySample, exact_rewards, prompt_groups, within_groups
 
 SCORE = "t2i_score"  # the oracle's evaluation score of the prompt's category (shapes_eval)
 
@@ -29,9 +27,7 @@ def reward_signal(sample: FidelitySample, reward_config, world: WorldConfig = Wo
   within_std: mean standard deviation of the component inside a group; mean: over all samples.
   The combined reward itself is the row "reward".
   """
-  exact = [oracle_rewards(s, c, im, world) for s, c, im in zip(sample.specs, sample.chains, sample.images)]
-  values = {k: np.asarray([e[k] for e in exact], np.float64) for k in COMPONENTS + (SCORE,)}
-  values["reward"] = combine({k: values[k] for k in COMPONENTS}, reward_config).astype(np.float64)
+  values = {k: v.astype(np.float64) for k, v in exact_rewards(sample, reward_config, world, (SCORE,)).items()}
   groups = [g for g in prompt_groups(sample.specs) if g.stop - g.start > 1]
   if not groups:
     raise ValueError("reward_signal needs groups of 2+ samples of one prompt, in runs; make the pool with "
