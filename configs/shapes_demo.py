@@ -57,9 +57,12 @@ def get_config(arg: str | None = None):
   config.task.eval_samples = 4
   config.task.eval_batch_prompts = 8
   config.model = dict(dtype="float32", param_dtype="")
+  # Prompt + chain is about 90-130 tokens: a batch whose longest fits 160 samples its image codes
+  # and trains on 224 columns instead of 280 (a step 0.8 s faster, the same samples); 216 holds a
+  # capped chain.
   config.generation = dict(
       max_chain_tokens=160, cfg_weight=3.0, text_temperature=1.0, image_temperature=1.0,
-      greedy_text=False, greedy_image=False, prompt_buckets=(48,), image_prompt_buckets=(216,),
+      greedy_text=False, greedy_image=False, prompt_buckets=(48,), image_prompt_buckets=(160, 216),
       decode_batch_size=32, pad_token="")
   config.reward = reward_defaults()
   config.reward.kind = a.reward  # "gotr1": the judge; "function": the oracle's exact rewards
@@ -74,7 +77,9 @@ def get_config(arg: str | None = None):
   # stops and names the field): the question before the image, and R_RI read from one caption
   # question per image, not one grounding question per object (README, "A tower pre-trained on scenes").
   config.reward.ri_question = "caption"
-  config.judge_generation = dict(prompt_buckets=(96, 160, 256, 384), row_buckets=(16, 64), patch_buckets=(196,),
+  # A step asks each question of its 32 samples at once: a row bucket of 32 (not 64) halves the
+  # judge's time (4.1 -> 2.2 s a step, the same answers).
+  config.judge_generation = dict(prompt_buckets=(96, 160, 256, 384), row_buckets=(16, 32, 64), patch_buckets=(196,),
                                  images_first=False)
   config.rl.steps = a.steps
   config.rl.prompts_per_step = a.prompts

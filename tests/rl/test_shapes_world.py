@@ -110,6 +110,21 @@ def test_demo_asks_the_shipped_judge_as_it_was_trained():
     check_judge_usage(config, shipped_judge)
 
 
+def test_demo_step_fits_its_buckets():
+  # A step's questions (one per sample) fill a judge row bucket exactly, not half of a larger one,
+  # and a chain-sized image prompt gets a bucket below the one that holds a capped chain (config).
+  from gotr1_jax.sampling.buckets import bucket_length
+  from gotr1_jax.sampling.janus_generate import JanusGenerationConfig
+  from gotr1_jax.sampling.qwen_vl import QwenVLGenerationConfig
+  for arg in ("", "group_size=16,prompts=2", "prompts=2"):
+    config = shapes_demo.get_config(arg)
+    rows = config.rl.prompts_per_step * config.rl.group_size
+    assert bucket_length(rows, QwenVLGenerationConfig.from_dict(config.judge_generation).row_buckets) == rows
+  generation = JanusGenerationConfig.from_dict(shapes_demo.get_config().generation)
+  assert bucket_length(130, generation.image_prompt_buckets) == 160
+  assert generation.image_prompt_buckets[-1] >= 48 + generation.max_chain_tokens + 1
+
+
 def test_spatial_config_is_the_measured_layout_run():
   # README: R_spa alone, spatial prompts, chain loss, 120 steps, exact rewards at beta 0.03; args still win.
   config = shapes_spatial.get_config()
