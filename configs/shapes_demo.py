@@ -27,12 +27,12 @@ Training prompts (chosen here; GoT-R1 trains on T2I-CompBench's train split and 
 claim's categories, color, shape, texture and 2D-spatial (`categories=claim`); `categories=all`
 adds numeracy and complex, as before session 20.
 What it changes: on 1,200 val samples with paired 95% intervals (tools/evaluate.py --compare), 160
-steps with the shipped scene-tower judge move overall by +0.017 [+0.002, +0.034] (seed 0) and +0.015
-[+0.000, +0.030] (seed 1), complex (not trained) by +0.040 and +0.034, each attribute category by
-less than its noise and spatial by +0.030 and +0.000 (README); on all six categories overall
--0.001 [-0.016, +0.014]. With exact rewards (shapes_demo_oracle) the four categories give +0.030 and
-+0.024, all six +0.015. 160 steps took about 11.5 min on session 18's machine (4 s a step) and
-24 min on session 20's (8.6 s, half of it the judge): at or over the 15-minute budget (README).
+steps with the shipped scene-tower judge move overall by +0.018 [+0.001, +0.035] (seed 0, session
+21), +0.017 and +0.015 (seeds 0 and 1 before the buckets below), complex (not trained) by +0.024 to
++0.040, each attribute category by less than its noise and spatial by +0.000 to +0.030 (README); on
+all six categories overall -0.001 [-0.016, +0.014]. With exact rewards (shapes_demo_oracle) the four
+categories give +0.030 and +0.024, all six +0.015. 160 steps took 14.7 min on session 21's machine
+(5.5 s a step; 17 min for `make demo` with set-up), over the 15-minute budget (README).
 """
 from gotr1_jax import config_lib
 from gotr1_jax.rewards.config import reward_defaults
