@@ -77,6 +77,11 @@ def get_config(arg: str | None = None):
   # stops and names the field): the question before the image, and R_RI read from one caption
   # question per image, not one grounding question per object (README, "A tower pre-trained on scenes").
   config.reward.ri_question = "caption"
+  # Answer bounds fitted to this judge (each bound is also the KV cache's room for the answer, so
+  # smaller is faster): a score answer is 11 tokens ({"score": 10} and the stop), a caption about 31
+  # per object, and a ShapesWorld scene holds at most 4 objects (124 tokens), so 160 holds 5. A
+  # longer answer is cut, scores 0 and is counted in parse_fail/*. 0.3 s a step, the same answers.
+  config.reward.max_answer_tokens = dict(r_sem=16, r_spa=16, r_ri=160, r_pi=16)
   # A step asks each question of its 32 samples at once: a row bucket of 32 (not 64) halves the
   # judge's time (4.1 -> 2.2 s a step, the same answers).
   config.judge_generation = dict(prompt_buckets=(96, 160, 256, 384), row_buckets=(16, 32, 64), patch_buckets=(196,),

@@ -125,6 +125,25 @@ def test_demo_step_fits_its_buckets():
   assert generation.image_prompt_buckets[-1] >= 48 + generation.max_chain_tokens + 1
 
 
+def test_demo_answer_bounds_hold_the_shipped_judges_answers():
+  # The bounds are fitted (config): the top score and a caption of one object more than a scene
+  # holds, with the longest names and two-digit pixels, fit with their stop token.
+  from gotr1_jax.data.shapes_world.world import SceneObject, WorldConfig
+  from gotr1_jax.pretrain.judge_data import caption_answer, score_answer
+  from gotr1_jax.pretrain.shipped import checkpoint_dir
+  from gotr1_jax.sampling.janus_generate import load_tokenizer
+  config, world = shapes_demo.get_config(), WorldConfig()
+  tokens = lambda text: len(load_tokenizer(str(checkpoint_dir("judge")))(text)["input_ids"]) + 1  # noqa: E731
+  bounds = config.reward.max_answer_tokens
+  for kind in ("r_sem", "r_spa", "r_pi"):
+    assert max(tokens(score_answer(v, kind)) for v in (0.0, 0.5, 1.0)) <= bounds[kind]
+  longest = lambda names: max(names, key=len)  # noqa: E731
+  obj = SceneObject(longest(world.shapes), longest([c.name for c in world.palette]), longest(world.textures),
+                    (990, 990, 999, 999))
+  size = (config.reward.judge_image_size,) * 2
+  assert tokens(caption_answer([obj] * (world.max_objects + 1), size)) <= bounds["r_ri"]
+
+
 def test_spatial_config_is_the_measured_layout_run():
   # README: R_spa alone, spatial prompts, chain loss, 120 steps, exact rewards at beta 0.03; args still win.
   config = shapes_spatial.get_config()
