@@ -14,6 +14,7 @@ listing the unmatched keys.
 the same random inputs, prints `max rel error <x>` per output and exits with status 1 above 1e-4.
 It needs memory for both models in fp32.
 """
+import importlib.util
 import logging
 import os
 import sys
@@ -41,6 +42,9 @@ def convert(family: str, to: str, src: str, dst: str, layout: str | None = None,
     raise SystemExit(f"--src {src} is not a directory.")
   if os.path.abspath(src) == os.path.abspath(dst):
     raise SystemExit("--dst must differ from --src.")
+  if verify and importlib.util.find_spec("torch") is None:
+    raise SystemExit("--verify needs torch (the reference), one of the dev extras: `make test` installs them, "
+                     "or `.venv/bin/pip install -e '.[dev]'`; or convert without --verify.")
   t0 = time.perf_counter()
   if to == "flax":
     if layout:

@@ -88,6 +88,15 @@ def test_user_errors_name_the_fix(hf_dir, tmp_path):
     tool.convert("janus", "torch", str(hf_dir), str(tmp_path / "y"), layout="deepseek")  # src is not Flax
 
 
+def test_verify_without_torch_names_the_extras(hf_dir, tmp_path, monkeypatch):
+  # `make demo` installs the stack without the dev extras; --verify then stops before converting.
+  find_spec = importlib.util.find_spec
+  monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torch" else find_spec(name, *a))
+  with pytest.raises(SystemExit, match=r"pip install -e '\.\[dev\]'"):
+    tool.convert("janus", "flax", str(hf_dir), str(tmp_path / "z"), verify=True)
+  assert not (tmp_path / "z").exists()
+
+
 def test_command_line(hf_dir, tmp_path):
   env = dict(os.environ, JAX_PLATFORMS="cpu")
   run = subprocess.run([sys.executable, str(ROOT / "tools" / "convert.py"), "--family", "janus", "--to", "flax",
