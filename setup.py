@@ -16,6 +16,7 @@ INSTALL_REQUIRES = [
     "scipy==1.17.1",
     "transformers==5.23.0",
     "tokenizers==0.23.3",
+    "jinja2==3.1.6",  # transformers' chat templates (the judge's prompts); torch brought it before
     "safetensors==0.8.0",
     "tensorflow-datasets==4.9.10",
     "array-record==0.8.6",
