@@ -31,8 +31,8 @@ steps with the shipped scene-tower judge move overall by +0.018 [+0.001, +0.035]
 21), +0.017 and +0.015 (seeds 0 and 1 before the buckets below), complex (not trained) by +0.024 to
 +0.040, each attribute category by less than its noise and spatial by +0.000 to +0.030 (README); on
 all six categories overall -0.001 [-0.016, +0.014]. With exact rewards (shapes_demo_oracle) the four
-categories give +0.030 and +0.024, all six +0.015. 160 steps took 14.7 min on session 21's machine
-(5.5 s a step; 17 min for `make demo` with set-up), over the 15-minute budget (README).
+categories give +0.030 and +0.024, all six +0.015. 160 steps at about 5 s took 15 min with set-up
+(`make demo` in fresh clones on session 21's machine: 15 min 1 s and 15 min 22 s), at the budget.
 """
 from gotr1_jax import config_lib
 from gotr1_jax.rewards.config import reward_defaults
