@@ -20,12 +20,13 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
+import transformers  # noqa: E402
+
+from gotr1_jax.convert import INSTALL_TORCH  # noqa: E402
 try:
   import torch  # noqa: E402
 except ModuleNotFoundError:
-  sys.exit("tools/bench_lm.py times the torch reference too: install the dev extras (`make test` does, or "
-           "`.venv/bin/pip install -e '.[dev]'`).")
-import transformers  # noqa: E402
+  sys.exit(f"tools/bench_lm.py times the torch reference too: {INSTALL_TORCH}.")
 
 from gotr1_jax.convert.llm_rules import hf_lm_to_params, lm_config_from_hf  # noqa: E402
 from gotr1_jax.models import llm  # noqa: E402

@@ -23,7 +23,7 @@ import time
 from absl import app, flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from gotr1_jax.convert import FAMILIES, family_module  # noqa: E402
+from gotr1_jax.convert import FAMILIES, INSTALL_TORCH, family_module  # noqa: E402
 from gotr1_jax.convert.flax_io import VERIFY_TOLERANCE  # noqa: E402
 
 _FAMILY = flags.DEFINE_enum("family", None, sorted(FAMILIES), "Model family.")
@@ -43,8 +43,7 @@ def convert(family: str, to: str, src: str, dst: str, layout: str | None = None,
   if os.path.abspath(src) == os.path.abspath(dst):
     raise SystemExit("--dst must differ from --src.")
   if verify and importlib.util.find_spec("torch") is None:
-    raise SystemExit("--verify needs torch (the reference), one of the dev extras: `make test` installs them, "
-                     "or `.venv/bin/pip install -e '.[dev]'`; or convert without --verify.")
+    raise SystemExit(f"--verify needs torch (the reference): {INSTALL_TORCH}; or convert without --verify.")
   t0 = time.perf_counter()
   if to == "flax":
     if layout:

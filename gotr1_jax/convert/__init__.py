@@ -10,6 +10,8 @@ import importlib
 from types import ModuleType
 
 FAMILIES = {"janus": "gotr1_jax.convert.janus", "qwen_vl": "gotr1_jax.convert.qwen_vl"}
+# How to get torch where `make demo` installed the stack without it (the Makefile's dev extras).
+INSTALL_TORCH = "install the dev extras (`make test` does, or `.venv/bin/pip install -e '.[dev]'`)"
 
 
 def family_module(name: str) -> ModuleType:
