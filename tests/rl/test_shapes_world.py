@@ -133,7 +133,8 @@ def test_demo_answer_bounds_hold_the_shipped_judges_answers():
   from gotr1_jax.pretrain.shipped import checkpoint_dir
   from gotr1_jax.sampling.janus_generate import load_tokenizer
   config, world = shapes_demo.get_config(), WorldConfig()
-  tokens = lambda text: len(load_tokenizer(str(checkpoint_dir("judge")))(text)["input_ids"]) + 1  # noqa: E731
+  tokenizer = load_tokenizer(str(checkpoint_dir("judge")))
+  tokens = lambda text: len(tokenizer(text)["input_ids"]) + 1  # noqa: E731
   bounds = config.reward.max_answer_tokens
   for kind in ("r_sem", "r_spa", "r_pi"):
     assert max(tokens(score_answer(v, kind)) for v in (0.0, 0.5, 1.0)) <= bounds[kind]
