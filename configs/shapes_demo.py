@@ -32,7 +32,8 @@ steps with the shipped scene-tower judge move overall by +0.018 [+0.001, +0.035]
 +0.040, each attribute category by less than its noise and spatial by +0.000 to +0.030 (README); on
 all six categories overall -0.001 [-0.016, +0.014]. With exact rewards (shapes_demo_oracle) the four
 categories give +0.030 and +0.024, all six +0.015. 160 steps at about 5 s took 15 min with set-up
-(`make demo` in fresh clones on session 21's machine: 15 min 1 s and 15 min 22 s), at the budget.
+(`make demo` in fresh clones on session 21's machine: 15 min 1 s and 15 min 22 s), at the budget;
+on session 22's slower machine steps of 5.9 s, about 18.5 min.
 """
 from gotr1_jax import config_lib
 from gotr1_jax.rewards.config import reward_defaults
@@ -75,7 +76,8 @@ def get_config(arg: str | None = None):
   config.reward.canvas.update(width=56, height=56, font_scale=1, line_width=1)
   # Ask the judge as it was trained (its directory's judge_usage.json; a run that asks otherwise
   # stops and names the field): the question before the image, and R_RI read from one caption
-  # question per image, not one grounding question per object (README, "A tower pre-trained on scenes").
+  # question per image, not one grounding question per object (docs/shapes_findings.md, "A tower
+  # pre-trained on scenes").
   config.reward.ri_question = "caption"
   # Answer bounds fitted to this judge (each bound is also the KV cache's room for the answer, so
   # smaller is faster): a score answer is 11 tokens ({"score": 10} and the stop), a caption about 31
