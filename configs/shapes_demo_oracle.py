@@ -6,7 +6,7 @@
 Same policy, sampler, prompts and evaluation as shapes_demo; `reward.kind` differs ("function":
 data/shapes_world/oracle.py's exact R_sem, R_spa, R_RI, R_PI, combined the same way), and so does
 the KL weight: beta 0.03 instead of 0.1, over the same 160 steps by default. Measured over 40
-steps (README, "What `make demo` runs"):
+steps (docs/shapes_findings.md):
 - At beta 0.1 the exact rewards leave the policy where it was: KL 0.03, overall 0.137 -> 0.134.
 - At 0.02 and 0.03 (seed 0) the attribute scores rose by about 0.04 each and the chains stayed valid
   (0.95, 0.97). With seed 1 the same run went 0.147 -> 0.145: within seed-to-seed noise.

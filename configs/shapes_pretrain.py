@@ -82,7 +82,7 @@ def judge_config(scale: float, recipe: str = "scene") -> ConfigDict:
 
   recipe "scene" (the shipped judge): its vision tower pre-trained on scenes first, then three
   phases (scene_judge); "plain": from scratch on the four questions, 2,000 steps (the judge recipe
-  before, from which the README's judge experiments of sessions 9-17 start)."""
+  before, from which the judge experiments of sessions 9-17 in docs/shapes_findings.md start)."""
   if recipe not in ("scene", "plain"):
     raise ValueError(f"judge={recipe!r} must be 'scene' (the shipped judge) or 'plain' (the recipe before).")
   from configs.models import qwen2_5_vl_tiny
@@ -111,13 +111,14 @@ def judge_config(scale: float, recipe: str = "scene") -> ConfigDict:
       kind_weights=(), spa_top_keep=1.0, spa_contrast_fraction=0.0,
       # The share of steps that ask the caption question (name and box every object; judge_data.CAPTION)
       # instead, which a judge learns from the image alone and which lets it learn to ground a named
-      # object (README). 0 for the shipped judge.
+      # object (docs/shapes_findings.md). 0 for the shipped judge.
       caption_fraction=0.0,
       # The share of steps that show one object alone and ask its name (judge_data.NAMING), so that colour,
-      # shape and texture are learned apart from place (README). 0 for the shipped judge.
+      # shape and texture are learned apart from place (docs/shapes_findings.md). 0 for the shipped judge.
       naming_fraction=0.0,
       # (hold, ramp): naming objects centred for `hold` steps, then spread to anywhere over `ramp` steps,
-      # since the tiny ViT learns shapes of centred objects first (README); () = anywhere from the start.
+      # since the tiny ViT learns shapes of centred objects first (docs/shapes_findings.md); () = anywhere
+      # from the start.
       naming_place_schedule=(),
       # The vision tower's own pre-training before the judge's (pretrain/judge_vision.py): lone objects
       # (colour, shape and texture heads over its mean token; objects centred for place_schedule[0] steps,
@@ -146,13 +147,13 @@ def judge_config(scale: float, recipe: str = "scene") -> ConfigDict:
 
 
 def scene_judge(c: ConfigDict, scale: float) -> ConfigDict:
-  """The shipped judge's recipe (README, "A tower pre-trained on scenes"). Its vision tower learns
+  """The shipped judge's recipe (docs/shapes_findings.md, "A tower pre-trained on scenes"). Its vision tower learns
   first, alone, what lies at each of the 7 x 7 tokens the LM reads (scene objective, 1,200 steps,
   place embeddings), then the judge trains in three phases: grounding (with captions and naming
   beside it) on the tower held still, 800 steps; the same with the tower trained on, 1,500; all
   four questions, 1,500. It reads R_RI from its caption answer (ri_question="caption"), since it
   boxes and names every object better than it picks out a named one. RoPE theta 10 and the
-  question before the image, so that the answer starts at a fixed distance from the image (README).
+  question before the image, so that the answer starts at a fixed distance from the image (docs/shapes_findings.md).
   The prompt buckets reach 384 tokens: the longest R_sem questions need more than 256."""
   steps = lambda n: max(1, int(n * scale))  # noqa: E731
   c.model.lm.rope_theta = 10.0

@@ -7,7 +7,7 @@
 configs/shapes_demo_oracle.py (the oracle's exact rewards, beta 0.03) with R_spa as the only reward
 (`weighted_sum` with the other weights 0), train prompts of the spatial category only, and the loss
 on the chain's tokens only (both parts are still sampled; the image follows the chain's boxes).
-Measured from the shipped 4-round SFT policy (README, "What `make demo` runs"), on 1,200 paired val
+Measured from the shipped 4-round SFT policy (docs/shapes_findings.md), on 1,200 paired val
 samples: spatial 0.095 -> 0.185 (change +0.090 [+0.030, +0.160]), numeracy +0.057 [+0.013, +0.105],
 overall +0.024 [+0.005, +0.043], valid chains unchanged. The chain put the two objects in the asked
 relation 97% of the time, up from 54%.

@@ -7,7 +7,7 @@
   python tools/make_judge_pool.py --layout_pairs --num 160 --out runs/pairs.npz  # true vs swapped layouts
 
 A judge trained only on rendered scenes is fooled by what GRPO makes (malformed boxes, colour
-patches: README, "What `make demo` runs"); a reward model has to see the policy's distribution.
+patches: docs/shapes_findings.md); a reward model has to see the policy's distribution.
 The pool is sampled exactly as GRPO samples (the config's generation settings, temperature 1, CFG)
 from train-split prompts, from the newest checkpoint of --workdir (LoRA merged) or, without one,
 the config's starting policy. Several pools can be joined with --merge. The answers are not stored:

@@ -9,7 +9,7 @@
   python tools/probe_localisation.py --axis present --aux naming        # every other batch: name a square's colour
 
 A fresh model of config.judge.model (configs/shapes_pretrain.py:judge=plain, the judge recipe the
-README's probe runs used, unless --config says otherwise)
+probe runs of docs/shapes_findings.md used, unless --config says otherwise)
 learns which column (or row) of its LM token grid holds one square, or (--axis present) whether a
 square of the named colour is in the image. Every --log_every steps it prints the digit's loss and
 accuracy beside chance and beside a uniform pick among the squares (what a model scores that finds

@@ -70,7 +70,7 @@ class QwenVisionConfig:
   # many entries, added to the patch embeddings. Rotary angles put a patch's place into attention
   # scores only, never into the values a later token reads, so a tower trained from scratch must
   # build place features itself before a question can read "where"; these hand them to it (measured
-  # on ShapesWorld's judge: README, "What the caption judge sees"). Rows or columns beyond the table
+  # on ShapesWorld's judge: docs/shapes_findings.md, "What the caption judge sees"). Rows or columns beyond the table
   # share its last entry.
   abs_position_grid: int = 0
 

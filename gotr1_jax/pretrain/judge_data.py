@@ -11,7 +11,7 @@ for R_RI the oracle's detected boxes in the judge image's pixels, as JSON. Besid
 that is not GoT-R1's and is only trained on ("caption"): name and box every object in the image.
 Its answer follows from the image alone, so a judge can learn it directly; grounding a *named*
 object among several cannot be learned by a judge that has not learned to name what it sees
-(tools/probe_localisation.py, README). A second such question ("naming") shows one object alone
+(tools/probe_localisation.py, docs/shapes_findings.md). A second such question ("naming") shows one object alone
 and asks its name, so that what the object *is* (colour, shape, texture) is learned apart from
 where it is and which of several it is. It trains nothing (judge_train.py does). `PolicyPool` holds
 a policy's own samples, asked the same questions.
@@ -89,7 +89,7 @@ def naming_example(rng: np.random.Generator, image_size: tuple[int, int], world:
   one) is redrawn, up to `tries` times; then the rendered object's own name is the answer.
   `spread` in [0, 1] scales the place's offset from the centre: 0 always centres the object, 1
   places it anywhere (the same draws at any spread). A ViT trained from scratch learns shapes of
-  centred objects far sooner than anywhere (README), hence judge_train's place schedule."""
+  centred objects far sooner than anywhere (docs/shapes_findings.md), hence judge_train's place schedule."""
   margin = int(world.border * COORD_MAX)
   for _ in range(max(tries, 1)):
     side = int(rng.integers(int(world.min_object_size * COORD_MAX), int(world.max_object_size * COORD_MAX) + 1))

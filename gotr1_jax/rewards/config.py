@@ -72,7 +72,7 @@ def reward_defaults() -> ConfigDict:
   ri_question: how R_RI's boxes are asked for: "ground" asks to locate each planned object by name
     (GoT-R1); "caption" asks once per image for every object, named and boxed, and grounds each
     planned object with the answered boxes whose label is its name (judge.py; for judges that read
-    a scene better than they pick out a named object, README).
+    a scene better than they pick out a named object, docs/shapes_findings.md).
   """
   return ConfigDict(dict(
       kind="gotr1", combine="product",

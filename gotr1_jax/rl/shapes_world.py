@@ -85,7 +85,7 @@ def t2i_reward_fn():
 
   Not a GoT-R1 reward: the evaluation's own metric as the reward, the most any reward model could
   tell GRPO about what the evaluation counts. It bounds what a judge-reward run can gain in the
-  same steps (README, "What `make demo` runs")."""
+  same steps (docs/shapes_findings.md)."""
   exact = oracle_reward_fn()
 
   def fn(batch: RewardBatch) -> dict[str, np.ndarray]:
