@@ -3,11 +3,13 @@
 Owns the mesh presets (`data`, `fsdp`, `fsdp+tensor`), the logical-axis rule table, the GRPO /
 optimizer / LoRA / checkpoint defaults (GOT_R1_FACTS.md §5; unpublished values say so), parsing of
 the `--config file.py:key=value,...` argument, and `check_config`, which turns a wrong field into
-one clear error naming it. Config files say *what*; they are small functions of these pieces.
+one clear error naming it; `parse_flags` does the same for a `--config.<field>` override on the
+command line of the tools. Config files say *what*; they are small functions of these pieces.
 """
 from __future__ import annotations
 
-from typing import Any
+import sys
+from typing import Any, Collection, Sequence
 
 from ml_collections import ConfigDict
 
@@ -135,3 +137,36 @@ def check_config(config: ConfigDict) -> None:
                      f"prompts_per_step * group_size = {rows}.")
   if config.rl.advantage == "rloo" and config.rl.group_size < 2:
     raise ValueError("config.rl.group_size must be >= 2 for rloo advantages.")
+
+
+def unknown_override_message(argv: Sequence[str], error: BaseException, tool_flags: Collection[str]) -> str:
+  """The message for an override of a field the config does not have. ml_collections raises a bare
+  AttributeError(KeyError("'name'\nDid you mean ...")) while parsing `--config.a.name=...`; this
+  names the argument, the field, its hint and, when `name` is one of the tool's own flags
+  (`--config.workdir` for `--workdir`), says so."""
+  inner: Any = error
+  while isinstance(inner, BaseException) and inner.args:
+    inner = inner.args[0]
+  lines = str(inner).split("\n")
+  key = lines[0].strip().strip("'\"")
+  hint = " ".join(x.strip() for x in lines[1:] if x.strip())
+  overrides = [a[2:].split("=", 1)[0] for a in argv[1:] if a.startswith("--config.")]
+  named = next((o for o in overrides if key in o.split(".")[1:]), f"config.{key}")
+  out = f"--{named}: the config has no field {key!r}"
+  if hint:
+    out += f" ({hint})"
+  if key in tool_flags:
+    out += f"; --{key} is this tool's own flag, not a config field: pass --{key}=... instead"
+  return out + ". An override must name a field the config file's get_config() defines."
+
+
+def parse_flags(argv: Sequence[str]) -> list[str]:
+  """`app.run(main, flags_parser=config_lib.parse_flags)`: absl's parsing, with an override of an
+  unknown config field reported like any other flag error (one line, exit status 1) instead of a
+  traceback ending in a bare AttributeError."""
+  from absl import app, flags  # the tools' dependency, not the library's
+  try:
+    return app.parse_flags_with_usage(list(argv))
+  except (AttributeError, KeyError) as e:
+    sys.stderr.write(f"FATAL Flags parsing error: {unknown_override_message(argv, e, set(flags.FLAGS))}\n")
+    sys.exit(1)

@@ -1,4 +1,9 @@
-"""Config validation names the wrong field; config arguments parse with types."""
+"""Config validation names the wrong field; config arguments parse with types; a tool's unknown
+`--config.<field>` override is one line naming it."""
+import os
+import subprocess
+import sys
+
 import pytest
 
 from gotr1_jax import config_lib
@@ -33,3 +38,40 @@ def test_good_config_passes_and_presets_resolve():
   assert dict(config_lib.mesh_config("fsdp+tensor")) == {"data": 1, "fsdp": -1, "tensor": 4}
   with pytest.raises(ValueError, match="Unknown mesh preset"):
     config_lib.mesh_config("tp")
+
+
+def _attribute_error(config, dotted):
+  node = config
+  try:
+    for part in dotted.split("."):
+      node = getattr(node, part)
+  except AttributeError as e:  # what ml_collections raises while applying `--config.<dotted>=...`
+    return e
+  raise AssertionError(f"{dotted} exists")
+
+
+def test_unknown_override_names_the_argument_the_field_and_the_tools_own_flag():
+  config = toy_config()
+  argv = ["train.py", "--config=configs/toy_demo.py", "--config.workdir=/tmp/x"]
+  message = config_lib.unknown_override_message(argv, _attribute_error(config, "workdir"), {"config", "workdir"})
+  assert message.startswith("--config.workdir: the config has no field 'workdir'; --workdir is this tool's own flag")
+  argv = ["train.py", "--config=configs/toy_demo.py", "--config.rl.beta=0.1", "--config.rl.stepz=3"]
+  message = config_lib.unknown_override_message(argv, _attribute_error(config, "rl.stepz"), {"config", "workdir"})
+  assert message.startswith("--config.rl.stepz: the config has no field 'stepz' (Did you mean \"steps\"")
+  assert "own flag" not in message
+
+
+def test_a_tool_reports_an_unknown_override_in_one_line(tmp_path):
+  # The wiring: every tool with a --config passes config_lib.parse_flags to app.run.
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  tools = [f for f in sorted(os.listdir(os.path.join(root, "tools"))) if f.endswith(".py")]
+  with_config = [f for f in tools if "DEFINE_config_file" in open(os.path.join(root, "tools", f)).read()]
+  assert len(with_config) >= 9
+  for f in with_config:
+    assert "flags_parser=config_lib.parse_flags" in open(os.path.join(root, "tools", f)).read(), f
+  out = subprocess.run([sys.executable, os.path.join(root, "tools", "train.py"), "--config",
+                        os.path.join(root, "configs", "toy_demo.py"), f"--config.workdir={tmp_path}"],
+                       capture_output=True, text=True, cwd=root, timeout=120)
+  assert out.returncode == 1
+  assert "Traceback" not in out.stderr
+  assert "--config.workdir: the config has no field 'workdir'; --workdir is this tool's own flag" in out.stderr

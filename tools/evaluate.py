@@ -31,6 +31,7 @@ from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from configs import shapes_pretrain  # noqa: E402
+from gotr1_jax import config_lib  # noqa: E402
 from gotr1_jax.eval import paired, shapes_eval  # noqa: E402
 from gotr1_jax.metrics import image_grid  # noqa: E402
 from gotr1_jax.pretrain import sft_policy  # noqa: E402
@@ -134,4 +135,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=config_lib.parse_flags)

@@ -20,6 +20,7 @@ from ml_collections import config_flags
 from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from gotr1_jax import config_lib  # noqa: E402
 from gotr1_jax.metrics import image_grid  # noqa: E402
 from gotr1_jax.sampling.janus_generate import generator_from_checkpoint  # noqa: E402
 
@@ -70,4 +71,4 @@ def main(argv):
 
 if __name__ == "__main__":
   flags.mark_flags_as_required(["checkpoint", "prompt", "out"])
-  app.run(main)
+  app.run(main, flags_parser=config_lib.parse_flags)

@@ -30,6 +30,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from gotr1_jax import config_lib  # noqa: E402
 from gotr1_jax.eval import judge_fidelity as jf  # noqa: E402
 from gotr1_jax.pretrain.judge_data import PolicyPool  # noqa: E402
 from gotr1_jax.rl.shapes_world import judge_reward_model, shipped_checkpoint  # noqa: E402
@@ -92,4 +93,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=config_lib.parse_flags)

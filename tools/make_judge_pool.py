@@ -28,6 +28,7 @@ from ml_collections import config_flags
 from tqdm import tqdm
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from gotr1_jax import config_lib  # noqa: E402
 from gotr1_jax.data.shapes_world.oracle import oracle_rewards  # noqa: E402
 from gotr1_jax.data.shapes_world.prompts import load_prompts, parse_prompt  # noqa: E402
 from gotr1_jax.pretrain.judge_data import PolicyPool, layout_pairs  # noqa: E402
@@ -92,4 +93,4 @@ def main(argv):
 
 if __name__ == "__main__":
   flags.mark_flags_as_required(["out"])
-  app.run(main)
+  app.run(main, flags_parser=config_lib.parse_flags)

@@ -17,6 +17,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from gotr1_jax import config_lib  # noqa: E402
 from gotr1_jax.eval.judge_fidelity import pool_sample  # noqa: E402
 from gotr1_jax.eval.reward_signal import reward_signal, signal_table  # noqa: E402
 from gotr1_jax.pretrain.judge_data import PolicyPool  # noqa: E402
@@ -39,4 +40,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=config_lib.parse_flags)

@@ -24,6 +24,7 @@ from ml_collections import config_flags
 from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from gotr1_jax import config_lib  # noqa: E402
 from gotr1_jax.rewards.judge import RewardBatch  # noqa: E402
 from gotr1_jax.rl.shapes_world import judge_reward_model  # noqa: E402
 
@@ -114,4 +115,4 @@ def main(argv):
 
 if __name__ == "__main__":
   flags.mark_flags_as_required(["prompts", "images"])
-  app.run(main)
+  app.run(main, flags_parser=config_lib.parse_flags)
