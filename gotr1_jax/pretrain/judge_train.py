@@ -222,7 +222,8 @@ def phase_configs(config: ConfigDict) -> list[ConfigDict]:
   dicts of judge fields), its judge block updated with the entry. Phase k > 0 continues from phase
   k - 1's judge (the caller sets its `init_checkpoint`), pre-trains no tower of its own, and draws
   its own examples (seed + k). Only the last phase runs the closing fidelity check. Without phases,
-  the one config as given."""
+  the one config as given. `judge.steps` must equal the phases' total (a phase without `steps`
+  runs judge.steps), so that a `--config.judge.steps` override is not silently ignored."""
   c = config.judge
   phases = tuple(c.get("phases", ()))
   if not phases:
@@ -250,6 +251,12 @@ def phase_configs(config: ConfigDict) -> list[ConfigDict]:
     if k < len(phases) - 1:
       phase.judge.fidelity_samples = 0
     configs.append(phase)
+  per_phase = [int(p.judge.steps) for p in configs]
+  if int(c.steps) != sum(per_phase):
+    raise ValueError(
+        f"config.judge.steps={c.steps}, but config.judge.phases run {'+'.join(map(str, per_phase))} = "
+        f"{sum(per_phase)} steps: set the steps of each phase in config.judge.phases (and judge.steps to "
+        "their total), or clear the phases (\"--config.judge.phases=()\") to train one run of judge.steps.")
   return configs
 
 

@@ -235,6 +235,10 @@ def test_phase_configs_chain_the_judges_training():
     config.judge.phases = (dict(steps=1), bad)
     with pytest.raises(ValueError, match=match):
       jt.phase_configs(config)
+  config.judge.phases = get_config().judge.phases
+  config.judge.steps = 600  # an override the phases would ignore
+  with pytest.raises(ValueError, match=r"judge.steps=600, but config.judge.phases run 800\+1500\+1500 = 3800"):
+    jt.phase_configs(config)
   with pytest.raises(ValueError, match="plain"):
     get_config("judge=fancy")
 
@@ -245,7 +249,7 @@ def test_pipeline_runs_the_phases_in_turn_and_resumes(tmp_path):
   import os
   from gotr1_jax.pretrain import pipeline
   from gotr1_jax.sampling.qwen_vl import generator_from_checkpoint
-  c = toy_judge_config(steps=2)
+  c = toy_judge_config(steps=4)  # the phases' total
   c.update(fidelity_samples=0, vision_frozen_steps=0, phases=(dict(steps=2, vision_frozen_steps=2), dict(steps=2)))
   config = ConfigDict(dict(seed=0, judge=c))
   pipeline.run_stages(config, ("judge",), str(tmp_path / "runs"), str(tmp_path / "out"))
