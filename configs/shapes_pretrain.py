@@ -138,6 +138,9 @@ def judge_config(scale: float, recipe: str = "scene") -> ConfigDict:
       # (tools/make_judge_pool.py) with this probability per drawn example (0 = none).
       # The pool's "nothing found" R_RI answers are kept with this probability (judge_train.py).
       init_checkpoint="", policy_pool="", policy_fraction=0.0, policy_empty_grounding_keep=0.25,
+      # The share of steps that rank whole groups of pi_rank_group pool samples by R_PI (the pool written
+      # with make_judge_pool.py --group), adding pi_rank_weight times a pairwise loss (pretrain/judge_rank.py).
+      pi_rank_fraction=0.0, pi_rank_group=8, pi_rank_weight=1.0,
       # How R_RI is asked of this judge when it scores (config.reward.ri_question; rewards/config.py).
       ri_question="ground",
       # Training in phases run one after the other, each a dict of the fields above it sets; phase k > 0

@@ -54,6 +54,7 @@ class JudgeExample:
   text: str  # the user question (rewards/prompts.py)
   image: Optional[np.ndarray]  # uint8 [H, W, 3] as the judge sees it, or None (R_sem)
   answer: str  # the target answer (JSON)
+  group: int = -1  # the pool group of an example in a ranking step (pretrain/judge_rank.py); -1 otherwise
 
 
 def score_answer(value: float, kind: str) -> str:

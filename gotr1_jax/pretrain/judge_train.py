@@ -38,6 +38,7 @@ from gotr1_jax.metrics import MetricWriter
 from gotr1_jax.models.qwen_image_processing import QwenImageConfig, pack_vision_batch
 from gotr1_jax.models.qwen_positions import get_rope_index
 from gotr1_jax.models.qwen_vl import QwenVL, QwenVLConfig, init_qwen_vl, qwen_vl_config_from_dict
+from gotr1_jax.pretrain import judge_rank
 from gotr1_jax.pretrain.judge_data import (CAPTION, EMPTY_GROUNDING, KINDS, NAMING, JudgeExample, PolicyPool,
                                           check_place_schedule, judge_examples, layout_contrast_example,
                                           naming_example, place_spread, score_answer)
@@ -87,7 +88,8 @@ def example_stream(specs: Sequence[PromptSpec], seed: int, c: ConfigDict, reward
   a step of the naming question (judge_data.NAMING: one object alone, its name); the other steps
   keep the kinds they had without them. c.naming_place_schedule = (hold, ramp) centres the naming
   objects for the first `hold` steps and spreads them to anywhere over the next `ramp` (() = anywhere
-  from the start)."""
+  from the start). With c.pi_rank_fraction > 0 a step is, with that probability, a ranking step:
+  whole groups of c.pi_rank_group samples of the (grouped) pool, each asked R_PI (judge_rank.py)."""
   size = (int(c.image_size), int(c.image_size))
   pool_p = float(c.get("policy_fraction", 0.0)) if pool is not None else 0.0
   empty_keep = float(c.get("policy_empty_grounding_keep", 1.0))
@@ -107,8 +109,15 @@ def example_stream(specs: Sequence[PromptSpec], seed: int, c: ConfigDict, reward
                      "instead of GoT-R1's.")
 
   schedule = check_place_schedule(c.get("naming_place_schedule", None) or (), "config.judge.naming_place_schedule")
+  rank_p = float(c.get("pi_rank_fraction", 0.0)) if pool is not None else 0.0
+  rank_group = int(c.get("pi_rank_group", 8))
+  if rank_p > 0:
+    judge_rank.check_rank_pool(pool, rank_group, int(c.batch_size))
 
   def examples(step: int) -> list[JudgeExample]:
+    if rank_p and np.random.default_rng([seed, step, 3]).random() < rank_p:
+      return judge_rank.rank_examples(pool, np.random.default_rng([seed, step, 4]), rank_group, int(c.batch_size),
+                                      size, reward, world)
     rng = np.random.default_rng([seed, step])
     if weights:
       kind = KINDS[int(np.random.default_rng([seed, step, 1]).choice(len(KINDS), p=kind_p))]
@@ -157,7 +166,7 @@ def judge_batch(generator: QwenVLGenerator, examples: Sequence[JudgeExample], le
                 patch_bucket: int) -> dict[str, Any]:
   """Right-padded teacher-forced batch: tokens/mask [B, L] (L the smallest bucket that fits),
   positions [3, B, L], the VisionBatch and loss_weight [B, L-1] (1 where the target is an answer
-  token or the closing <|im_end|>)."""
+  token or the closing <|im_end|>); for a ranking step's examples also judge_rank.rank_fields."""
   tok = generator.tokenizer
   end = tok.convert_tokens_to_ids(IM_END)
   rows, seqs, starts = [], [], []
@@ -183,12 +192,17 @@ def judge_batch(generator: QwenVLGenerator, examples: Sequence[JudgeExample], le
   positions, _ = get_rope_index(tokens, generator.model.config.mrope, image_grid_thw=grids if len(grids) else None,
                                 attention_mask=mask)
   vision = pack_vision_batch([(r.patches, r.grid_thw) for r in rows], generator.model.config.vision, (patch_bucket,))
-  return dict(tokens=tokens, mask=mask, positions=np.asarray(positions, np.int32), vision=tuple(vision),
-              loss_weight=weight)
+  batch = dict(tokens=tokens, mask=mask, positions=np.asarray(positions, np.int32), vision=tuple(vision),
+               loss_weight=weight)
+  if any(e.group >= 0 for e in examples):
+    batch.update(judge_rank.rank_fields(tok, examples, seqs, starts))
+  return batch
 
 
-def judge_loss(params: Any, model: QwenVL, batch: dict[str, Any]) -> tuple[Array, dict[str, Array]]:
-  """Mean NLL of the answer tokens, and their greedy accuracy."""
+def judge_loss(params: Any, model: QwenVL, batch: dict[str, Any], digits: Optional[Array] = None,
+               rank_weight: float = 0.0) -> tuple[Array, dict[str, Array]]:
+  """Mean NLL of the answer tokens, and their greedy accuracy; on a ranking step's batch (and with
+  `digits`, judge_rank.digit_ids) plus rank_weight times judge_rank.rank_loss."""
   logits = model.apply(params, batch["tokens"], batch["mask"], batch["positions"], batch["vision"])[:, :-1]
   targets = batch["tokens"][:, 1:]
   logp = jnp.take_along_axis(jax.nn.log_softmax(logits, -1), targets[..., None], -1)[..., 0]
@@ -196,11 +210,20 @@ def judge_loss(params: Any, model: QwenVL, batch: dict[str, Any]) -> tuple[Array
   n = jnp.maximum(jnp.sum(w), 1.0)
   loss = -jnp.sum(w * logp) / n
   acc = jnp.sum(w * (jnp.argmax(logits, -1) == targets)) / n
-  return loss, {"loss/loss": loss, "train/answer_token_acc": acc}
+  metrics = {"loss/loss": loss, "train/answer_token_acc": acc}
+  if digits is not None:  # a run with ranking steps logs their terms on every step (0 on the others)
+    zero = jnp.zeros((), loss.dtype)
+    rank, rank_metrics = (judge_rank.rank_loss(logits, batch, digits) if "rank_pos" in batch else
+                          (zero, {"loss/rank": zero, "train/rank_pair_acc": zero, "train/rank_pairs": zero}))
+    metrics.update(rank_metrics)
+    metrics["loss/nll"] = loss
+    loss = loss + rank_weight * rank
+    metrics["loss/loss"] = loss
+  return loss, metrics
 
 
-def make_judge_train_step(model: QwenVL):
-  return supervised_step(lambda params, batch: judge_loss(params, model, batch))
+def make_judge_train_step(model: QwenVL, digits: Optional[Array] = None, rank_weight: float = 0.0):
+  return supervised_step(lambda params, batch: judge_loss(params, model, batch, digits, rank_weight))
 
 
 def usage_of(c: ConfigDict) -> dict[str, Any]:
@@ -303,13 +326,18 @@ def train_judge(config: ConfigDict, workdir: str, image_transform: Optional[Call
   gen_cfg = generation_config(c)
   n = int(c.image_size) ** 2
   generator = QwenVLGenerator(model, None, tokenizer, gen_cfg, QwenImageConfig(min_pixels=n, max_pixels=n))
-  pool = PolicyPool.load(c.policy_pool) if c.get("policy_pool", "") and c.get("policy_fraction", 0.0) > 0 else None
+  uses_pool = c.get("policy_fraction", 0.0) > 0 or c.get("pi_rank_fraction", 0.0) > 0
+  pool = PolicyPool.load(c.policy_pool) if c.get("policy_pool", "") and uses_pool else None
+  if c.get("pi_rank_fraction", 0.0) > 0 and pool is None:
+    raise ValueError(f"config.judge.pi_rank_fraction={c.pi_rank_fraction} ranks groups of a policy pool: set "
+                     "config.judge.policy_pool to one written with `tools/make_judge_pool.py --group 8`.")
   stream = example_stream(train_specs, config.seed, c, reward, world, image_transform, pool)
   tx = make_optimizer(c.optimizer, steps)
   if int(c.get("vision_frozen_steps", 0)) > 0:  # the LM learns to read a tower held still first
     tx = optax.chain(tx, frozen_for(int(c.vision_frozen_steps), lambda path: path.startswith("params/visual/")))
   state = TrainState.create(apply_fn=model.apply, params=params, tx=tx)
-  step_fn = jax.jit(make_judge_train_step(model), donate_argnums=0)
+  digits = jnp.asarray(judge_rank.digit_ids(tokenizer)) if c.get("pi_rank_fraction", 0.0) > 0 else None
+  step_fn = jax.jit(make_judge_train_step(model, digits, float(c.get("pi_rank_weight", 1.0))), donate_argnums=0)
   writer = MetricWriter(workdir)
   bar = tqdm(range(steps), desc="judge", dynamic_ncols=True)
   start, tokens = time.time(), 0
