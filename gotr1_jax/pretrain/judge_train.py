@@ -305,6 +305,9 @@ def train_judge(config: ConfigDict, workdir: str, image_transform: Optional[Call
   `judge.policy_pool` (tools/make_judge_pool.py) with `judge.policy_fraction` > 0 mixes in the
   policy's own samples, so the judge learns the images and chains GRPO produces."""
   c = config.judge
+  if c.get("pi_rank_fraction", 0.0) > 0 and not c.get("policy_pool", ""):
+    raise ValueError(f"config.judge.pi_rank_fraction={c.pi_rank_fraction} ranks groups of a policy pool: set "
+                     "config.judge.policy_pool to one written with `tools/make_judge_pool.py --group 8`.")
   steps = c.steps if steps is None else steps
   metrics, vision_metrics = {}, {}
   reward = reward_config(c)
@@ -328,9 +331,6 @@ def train_judge(config: ConfigDict, workdir: str, image_transform: Optional[Call
   generator = QwenVLGenerator(model, None, tokenizer, gen_cfg, QwenImageConfig(min_pixels=n, max_pixels=n))
   uses_pool = c.get("policy_fraction", 0.0) > 0 or c.get("pi_rank_fraction", 0.0) > 0
   pool = PolicyPool.load(c.policy_pool) if c.get("policy_pool", "") and uses_pool else None
-  if c.get("pi_rank_fraction", 0.0) > 0 and pool is None:
-    raise ValueError(f"config.judge.pi_rank_fraction={c.pi_rank_fraction} ranks groups of a policy pool: set "
-                     "config.judge.policy_pool to one written with `tools/make_judge_pool.py --group 8`.")
   stream = example_stream(train_specs, config.seed, c, reward, world, image_transform, pool)
   tx = make_optimizer(c.optimizer, steps)
   if int(c.get("vision_frozen_steps", 0)) > 0:  # the LM learns to read a tower held still first
