@@ -26,6 +26,7 @@ from ml_collections import ConfigDict
 from gotr1_jax.data.shapes_world.world import WorldConfig
 from gotr1_jax.pretrain.judge_data import JudgeExample, PolicyPool
 from gotr1_jax.rewards.score_readout import ANSWER_PREFIX, DIGITS
+from gotr1_jax.sampling.qwen_vl import single_token_ids
 
 Array = jax.Array
 
@@ -53,11 +54,7 @@ def rank_examples(pool: PolicyPool, rng: np.random.Generator, group: int, batch_
 
 def digit_ids(tokenizer: Any) -> np.ndarray:
   """The token ids of "0".."9"; each must be one token, as after the answer prefix."""
-  ids = [tokenizer(d, add_special_tokens=False)["input_ids"] for d in DIGITS]
-  if any(len(x) != 1 for x in ids):
-    raise ValueError(f"The judge's tokenizer splits a digit into several tokens ({ids}); the ranking loss "
-                     "reads one token per digit.")
-  return np.array([x[0] for x in ids], np.int32)
+  return np.array(single_token_ids(tokenizer, DIGITS), np.int32)
 
 
 def rank_fields(tokenizer: Any, examples: Sequence[JudgeExample], seqs: Sequence[Sequence[int]],

@@ -119,6 +119,19 @@ def _image_list(images: Any) -> list[np.ndarray]:
   return out
 
 
+
+def single_token_ids(tokenizer: Any, candidates: Sequence[str]) -> list[int]:
+  """The token id of each candidate string; each must be exactly one token of `tokenizer` (the
+  scores read from next-token probabilities: next_token_probs, pretrain/judge_rank.py)."""
+  ids = []
+  for c in candidates:
+    tok = tokenizer(c, add_special_tokens=False)["input_ids"]
+    if len(tok) != 1:
+      raise ValueError(f"candidate {c!r} is {len(tok)} tokens for this tokenizer; next-token scores read "
+                       "single tokens only.")
+    ids.append(tok[0])
+  return ids
+
 class QwenVLGenerator:
   """Greedy batched generation over one QwenVL, its params, tokenizer and image preprocessing,
   and next-token probabilities after a given answer start (`next_token_probs`, no sampling).
@@ -269,13 +282,7 @@ class QwenVLGenerator:
     if not (len(texts) == len(images) == len(prefixes)):
       raise ValueError(f"{len(texts)} texts, {len(images)} image entries and {len(prefixes)} prefixes; pass one "
                        "of each per row.")
-    ids = []
-    for c in candidates:
-      tok = self.tokenizer(c, add_special_tokens=False)["input_ids"]
-      if len(tok) != 1:
-        raise ValueError(f"candidate {c!r} is {len(tok)} tokens for this tokenizer; next_token_probs scores "
-                         "single tokens only.")
-      ids.append(tok[0])
+    ids = single_token_ids(self.tokenizer, candidates)
     rows = [self.prompt_row(t, im, p) for t, im, p in zip(texts, images, prefixes)]
     out = np.zeros((len(rows), len(ids)), np.float64)
     for idx, inputs in self._row_chunks(rows, skip_overlong=True):
