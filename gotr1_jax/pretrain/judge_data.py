@@ -247,8 +247,14 @@ def examples_for(spec: PromptSpec, chain: str, image: np.ndarray, image_size: tu
   names = list(dict.fromkeys(o.name for o in planned_objects(chain, world)))
   out += [JudgeExample("r_ri", prompts.ri(n), seen, grounding_answer(n, detections, image_size)) for n in names]
   out.append(JudgeExample(CAPTION, CAPTION_QUESTION, seen, caption_answer(detections, image_size)))
-  out.append(JudgeExample("r_pi", prompts.pi(spec.text), seen, score_answer(r_pi(spec, detections), "r_pi")))
+  out.append(_pi_example(spec, seen, detections, reward))
   return out
+
+
+def _pi_example(spec: PromptSpec, seen: np.ndarray, detections: Sequence[SceneObject], reward: ConfigDict,
+                ) -> JudgeExample:
+  return JudgeExample("r_pi", get_prompts(reward.prompt_version).pi(spec.text), seen,
+                      score_answer(r_pi(spec, detections), "r_pi"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -290,3 +296,10 @@ class PolicyPool:
     """The questions (examples_for) about sample i with the oracle's answers."""
     spec = parse_prompt(self.prompts[i], self.categories[i], world)
     return examples_for(spec, self.chains[i], self.images[i], image_size, reward, world)
+
+  def pi_example(self, i: int, image_size: tuple[int, int], reward: ConfigDict,
+                 world: WorldConfig = WorldConfig()) -> JudgeExample:
+    """examples_for's R_PI question about sample i alone (the ranking steps ask nothing else)."""
+    spec = parse_prompt(self.prompts[i], self.categories[i], world)
+    image = self.images[i]
+    return _pi_example(spec, fit_image(image, image_size), detect.detect_objects(image, world), reward)

@@ -47,8 +47,7 @@ def rank_examples(pool: PolicyPool, rng: np.random.Generator, group: int, batch_
   out = []
   for g in rng.choice(len(pool) // group, size=batch_size // group, replace=False):
     for i in range(int(g) * group, (int(g) + 1) * group):
-      e = next(x for x in pool.examples(i, image_size, reward, world) if x.kind == "r_pi")
-      out.append(dataclasses.replace(e, group=int(g)))
+      out.append(dataclasses.replace(pool.pi_example(i, image_size, reward, world), group=int(g)))
   return out
 
 

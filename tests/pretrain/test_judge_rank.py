@@ -70,6 +70,9 @@ def test_ranking_steps_ask_whole_groups_and_the_batch_points_at_the_digit(tmp_pa
   groups = [e.group for e in examples]
   assert groups[0] == groups[1] != groups[2] == groups[3]
   assert all(f"this prompt: {pool.prompts[2 * e.group]}\n" in e.text for e in examples)
+  full = [x for x in pool.examples(2 * groups[0], (56, 56), reward, world) if x.kind == "r_pi"]
+  assert (full[0].text, full[0].answer) == (examples[0].text, examples[0].answer)  # as examples_for asks it
+  assert np.array_equal(full[0].image, examples[0].image)
   tok = jt.build_judge_tokenizer(specs, c, reward, world)
   gen = QwenVLGenerator(QwenVL(jt.judge_model_config(c, len(tok))), None, tok, jt.generation_config(c),
                         QwenImageConfig(min_pixels=56 * 56, max_pixels=56 * 56))
