@@ -305,7 +305,8 @@ def train_judge(config: ConfigDict, workdir: str, image_transform: Optional[Call
   `judge.policy_pool` (tools/make_judge_pool.py) with `judge.policy_fraction` > 0 mixes in the
   policy's own samples, so the judge learns the images and chains GRPO produces."""
   c = config.judge
-  if c.get("pi_rank_fraction", 0.0) > 0 and not c.get("policy_pool", ""):
+  ranks = float(c.get("pi_rank_fraction", 0.0)) > 0
+  if ranks and not c.get("policy_pool", ""):
     raise ValueError(f"config.judge.pi_rank_fraction={c.pi_rank_fraction} ranks groups of a policy pool: set "
                      "config.judge.policy_pool to one written with `tools/make_judge_pool.py --group 8`.")
   steps = c.steps if steps is None else steps
@@ -329,14 +330,14 @@ def train_judge(config: ConfigDict, workdir: str, image_transform: Optional[Call
   gen_cfg = generation_config(c)
   n = int(c.image_size) ** 2
   generator = QwenVLGenerator(model, None, tokenizer, gen_cfg, QwenImageConfig(min_pixels=n, max_pixels=n))
-  uses_pool = c.get("policy_fraction", 0.0) > 0 or c.get("pi_rank_fraction", 0.0) > 0
+  uses_pool = c.get("policy_fraction", 0.0) > 0 or ranks
   pool = PolicyPool.load(c.policy_pool) if c.get("policy_pool", "") and uses_pool else None
   stream = example_stream(train_specs, config.seed, c, reward, world, image_transform, pool)
   tx = make_optimizer(c.optimizer, steps)
   if int(c.get("vision_frozen_steps", 0)) > 0:  # the LM learns to read a tower held still first
     tx = optax.chain(tx, frozen_for(int(c.vision_frozen_steps), lambda path: path.startswith("params/visual/")))
   state = TrainState.create(apply_fn=model.apply, params=params, tx=tx)
-  digits = jnp.asarray(judge_rank.digit_ids(tokenizer)) if c.get("pi_rank_fraction", 0.0) > 0 else None
+  digits = jnp.asarray(judge_rank.digit_ids(tokenizer)) if ranks else None
   step_fn = jax.jit(make_judge_train_step(model, digits, float(c.get("pi_rank_weight", 1.0))), donate_argnums=0)
   writer = MetricWriter(workdir)
   bar = tqdm(range(steps), desc="judge", dynamic_ncols=True)
