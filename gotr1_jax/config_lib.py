@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from typing import Any, Collection, Sequence
 
-from ml_collections import ConfigDict
+from ml_collections import ConfigDict, config_dict
 
 MESH_PRESETS = {
     "data": {"data": -1, "fsdp": 1, "tensor": 1},
@@ -59,11 +59,13 @@ def mesh_config(preset: str) -> ConfigDict:
 
 def rl_defaults() -> ConfigDict:
   """GRPO settings. Published by GoT-R1: group 16, 8 prompts, temperature 1.0, 1000 steps.
-  Not published (common defaults, chosen here): epsilon 0.2, beta 0.04, k3 KL, token-mean."""
+  Not published (common defaults, chosen here): epsilon 0.2, beta 0.04, k3 KL, token-mean.
+  image_beta (unset: beta everywhere) gives a Janus policy's image codes their own KL weight, beta
+  then weighing the chain's tokens only."""
   return ConfigDict(dict(
       steps=1000, prompts_per_step=8, group_size=16, num_iterations=1, minibatch_size=0,
-      epsilon=0.2, epsilon_high=None, beta=0.04, kl="k3", aggregation="token-mean",
-      advantage="grpo", temperature=1.0))
+      epsilon=0.2, epsilon_high=None, beta=0.04, image_beta=config_dict.placeholder(float), kl="k3",
+      aggregation="token-mean", advantage="grpo", temperature=1.0))
 
 
 def optimizer_defaults() -> ConfigDict:
@@ -99,6 +101,7 @@ _POSITIVE_INTS = ("rl.steps", "rl.prompts_per_step", "rl.group_size", "rl.num_it
                   "checkpoint.keep")
 _NON_NEGATIVE_NUMBERS = ("rl.epsilon", "rl.beta", "rl.temperature", "optimizer.lr",
                          "optimizer.weight_decay", "optimizer.max_grad_norm")
+_OPTIONAL_NON_NEGATIVE_NUMBERS = ("rl.image_beta",)  # None (unset) or a number
 
 
 _REQUIRED = object()
@@ -126,8 +129,11 @@ def check_config(config: ConfigDict) -> None:
     v = get_field(config, field)
     if isinstance(v, bool) or not isinstance(v, int) or v < 1:
       raise ValueError(f"config.{field}={v!r} must be a positive integer.")
-  for field in _NON_NEGATIVE_NUMBERS:
-    v = get_field(config, field)
+  for field in _NON_NEGATIVE_NUMBERS + _OPTIONAL_NON_NEGATIVE_NUMBERS:
+    optional = field in _OPTIONAL_NON_NEGATIVE_NUMBERS
+    v = get_field(config, field, None) if optional else get_field(config, field)
+    if v is None and optional:
+      continue
     if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
       raise ValueError(f"config.{field}={v!r} must be a non-negative number.")
   rows = config.rl.prompts_per_step * config.rl.group_size

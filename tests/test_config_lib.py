@@ -23,6 +23,7 @@ def test_config_arguments_are_typed():
     ("rl.temperature", -0.5, "config.rl.temperature=-0.5 must be a non-negative number"),
     ("optimizer.lr", -1.0, "config.optimizer.lr=-1.0 must be a non-negative number"),
     ("rl.minibatch_size", 7, "config.rl.minibatch_size=7 must be 0"),
+    ("rl.image_beta", -0.1, "config.rl.image_beta=-0.1 must be a non-negative number"),
 ])
 def test_bad_values_name_the_field(field, value, message):
   config = toy_config()

@@ -114,20 +114,22 @@ def _masked_token_mean(x: Array, mask: Array) -> Array:
 
 def grpo_loss(logps: Array, old_logps: Array, ref_logps: Array | None, advantages: Array,
               mask: Array, *, epsilon: float = 0.2, epsilon_high: float | None = None,
-              beta: float = 0.04, kl: str = "k3",
+              beta: float | Array = 0.04, kl: str = "k3",
               aggregation: str = "token-mean") -> tuple[Array, dict[str, Array]]:
   """Clipped-ratio policy-gradient loss plus beta * KL to the reference policy.
 
   logps, old_logps, ref_logps, mask: [batch, length]; advantages: [batch].
   Per token: -min(ratio * A, clip(ratio, 1 - epsilon, 1 + epsilon_high) * A) + beta * kl_t with
   ratio = exp(logps - old_logps) and epsilon_high defaulting to epsilon (DAPO's clip-higher when
-  larger). beta == 0 (a Python number) skips the reference entirely; ref_logps may then be None.
+  larger). beta is one weight, or one per token ([batch, length], e.g. a chain weight and an image
+  weight: train_step.token_beta). beta == 0 (a Python number) skips the reference entirely;
+  ref_logps may then be None.
   Masked positions (mask == 0) are zeroed before any exp, so padding never yields inf/NaN and
   gets zero gradient. Maths runs in fp32 whatever the input dtype (fp64 stays fp64).
 
   Returns (loss, metrics). Metrics (all scalars):
-    loss; pg_loss and kl_loss (= beta * aggregated kl), aggregated like the loss, so
-    loss == pg_loss + kl_loss; kl, ratio_mean, clip_frac, clip_frac_low, clip_frac_high
+    loss; pg_loss and kl_loss (= aggregated beta * kl), aggregated like the loss, so
+    loss == pg_loss + kl_loss; kl (unweighted), ratio_mean, clip_frac, clip_frac_low, clip_frac_high
     (token means over valid tokens; clip_frac counts tokens whose gradient the clip removes);
     adv_mean, adv_std (over rows with at least one valid token); num_tokens.
   """
@@ -169,7 +171,7 @@ def grpo_loss(logps: Array, old_logps: Array, ref_logps: Array | None, advantage
     kl_t = kl_per_token(logps, clean(ref_logps), kl)
     kl_mean = _masked_token_mean(kl_t, m)
     loss = aggregate(pg_per_token + beta * kl_t, m, aggregation)
-    kl_loss = beta * aggregate(kl_t, m, aggregation)
+    kl_loss = aggregate(beta * kl_t, m, aggregation)
 
   low = jnp.logical_and(ratio < 1.0 - eps_low, adv < 0).astype(dtype)
   high = jnp.logical_and(ratio > 1.0 + eps_high, adv > 0).astype(dtype)

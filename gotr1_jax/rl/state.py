@@ -21,7 +21,7 @@ from ml_collections import ConfigDict
 from gotr1_jax import parallel
 from gotr1_jax.models.lora import LoraConfig, init_lora
 from gotr1_jax.rl.task import Task
-from gotr1_jax.rl.train_step import TrainState
+from gotr1_jax.rl.train_step import TrainState, uses_reference
 
 PyTree = Any
 
@@ -78,7 +78,7 @@ def build_train_setup(task: Task, config: ConfigDict, mesh: Mesh, rules: paralle
   else:
     boxed_trainable, trainable_sh, trainable = boxed, base_sh, base
     frozen, frozen_sh = None, None
-    reference = jax.tree.map(jnp.copy, base) if float(config.rl.beta) > 0 else None
+    reference = jax.tree.map(jnp.copy, base) if uses_reference(config.rl) else None
   opt_sh = parallel.logical_to_sharding(jax.eval_shape(tx.init, boxed_trainable), mesh, rules)
   opt_state = jax.jit(tx.init, out_shardings=opt_sh)(trainable)
   rep = parallel.replicated(mesh)

@@ -6,7 +6,9 @@ Owns `loss_fn` (policy forward -> per-token log-probs -> `grpo_loss`) and `train
 
 A batch is a dict of arrays, all [B, ...] with the same B:
   tokens [B, T] int32, attention_mask [B, T], loss_mask [B, T-1] (1 where target t+1 was generated
-  by the policy), old_logps [B, T-1] (absent: the current policy, stop-gradient), ref_logps [B, T-1] (absent when beta == 0), advantages [B].
+  by the policy), old_logps [B, T-1] (absent: the current policy, stop-gradient), ref_logps [B, T-1]
+  (absent when no token has a KL weight), advantages [B]; is_image [B, T] (a Janus batch: True at
+  image codes) when rl.image_beta weighs the image codes' KL apart from the chain's.
 Log-probs are aligned with targets: entry t is log p(tokens[t+1] | tokens[:t+1]).
 """
 from __future__ import annotations
@@ -44,14 +46,34 @@ def grpo_kwargs(rl: ConfigDict) -> dict:
               kl=rl.kl, aggregation=rl.aggregation)
 
 
+def uses_reference(rl: ConfigDict) -> bool:
+  """Whether the loss has a KL term, i.e. needs the frozen reference policy's log-probs."""
+  image_beta = rl.get("image_beta")
+  return float(rl.beta) > 0 or (image_beta is not None and float(image_beta) > 0)
+
+
+def token_beta(rl: ConfigDict, batch: dict) -> float | jax.Array:
+  """The KL weight: rl.beta for every token, or, with rl.image_beta set, rl.beta on the chain's
+  tokens and rl.image_beta on the image codes ([B, T-1], aligned with the targets)."""
+  image_beta = rl.get("image_beta")
+  if image_beta is None:
+    return float(rl.beta)
+  if "is_image" not in batch:
+    raise ValueError("config.rl.image_beta weighs the KL of image codes apart from the chain's, but this "
+                     "task's batches mark no image tokens (no 'is_image'); leave config.rl.image_beta unset "
+                     "(None).")
+  return jnp.where(batch["is_image"][:, 1:], jnp.float32(image_beta), jnp.float32(rl.beta))
+
+
 def loss_fn(trainable: PyTree, frozen: Optional[PyTree], batch: dict, *, logps_fn: LogpsFn,
             lora: Optional[LoraConfig], rl: ConfigDict) -> tuple[jax.Array, dict]:
   """GRPO loss of the policy on a rollout batch (rewards already turned into advantages)."""
   logps = logps_fn(policy_params(trainable, frozen, lora), batch)
   # One update per rollout: the old policy is the current one, so ratio == 1 with its gradient.
   old_logps = batch["old_logps"] if "old_logps" in batch else jax.lax.stop_gradient(logps)
-  return grpo_loss(logps, old_logps, batch.get("ref_logps"), batch["advantages"],
-                   batch["loss_mask"], **grpo_kwargs(rl))
+  kwargs = dict(grpo_kwargs(rl), beta=token_beta(rl, batch))
+  return grpo_loss(logps, old_logps, batch.get("ref_logps"), batch["advantages"], batch["loss_mask"],
+                   **kwargs)
 
 
 def make_train_step(logps_fn: LogpsFn, tx: optax.GradientTransformation,

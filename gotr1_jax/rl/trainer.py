@@ -31,7 +31,7 @@ from gotr1_jax.rl.grpo import group_advantages
 from gotr1_jax.rl.optimizer import make_optimizer
 from gotr1_jax.rl.state import TrainSetup, build_train_setup
 from gotr1_jax.rl.task import Task, build_task
-from gotr1_jax.rl.train_step import make_train_step, policy_params
+from gotr1_jax.rl.train_step import make_train_step, policy_params, uses_reference
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +164,7 @@ def _loop(config, task, setup: TrainSetup, state, ckpt, writer, monitor, workdir
       batch["advantages"] = group_advantages(jnp.asarray(rewards["reward"]), rl.group_size, rl.advantage)
       if rl.num_iterations > 1:
         batch["old_logps"] = logps_fn(policy, batch)
-      if float(rl.beta) > 0:
+      if uses_reference(rl):
         batch["ref_logps"] = logps_fn(setup.reference, batch)
       batch = jax.device_put({k: v for k, v in batch.items() if k != "sample_logps"}, batch_sh)
       state, update_metrics = _updates(step_fn, state, setup.frozen, batch, rl, jax.random.fold_in(rng, 1))

@@ -171,6 +171,24 @@ def test_grpo_loss_matches_reference(kl, aggregation):
   assert all(np.isfinite(float(v)) for v in metrics.values())
 
 
+def test_per_token_beta_weighs_each_tokens_kl():
+  """A [B, T] beta (a chain weight and an image weight) adds sum(beta_t * kl_t) over the valid
+  tokens, token-mean aggregated; a constant array equals the scalar."""
+  lp, old, rf, adv, mask = make_batch(seed=5)
+  beta_t = np.where(np.arange(lp.shape[1]) >= 3, 0.5, 0.04)[None, :].repeat(lp.shape[0], 0).astype(np.float32)
+  loss, metrics = grpo.grpo_loss(lp, old, rf, adv, mask, beta=jnp.asarray(beta_t))
+  pg = float(grpo.grpo_loss(lp, old, None, adv, mask, beta=0)[0])
+  klt = np.vectorize(ref_kl)(lp.astype(np.float64), rf.astype(np.float64), "k3")
+  want_kl_loss = float(np.sum(beta_t * klt * mask) / mask.sum())
+  np.testing.assert_allclose(float(metrics["kl_loss"]), want_kl_loss, rtol=1e-5)
+  np.testing.assert_allclose(float(loss), pg + want_kl_loss, rtol=1e-5, atol=ATOL)
+  np.testing.assert_allclose(float(metrics["kl"]), np.sum(klt * mask) / mask.sum(), rtol=1e-5)  # unweighted
+  scalar, _ = grpo.grpo_loss(lp, old, rf, adv, mask, beta=0.04)
+  constant, _ = grpo.grpo_loss(lp, old, rf, adv, mask, beta=jnp.full(lp.shape, 0.04, jnp.float32))
+  np.testing.assert_allclose(float(constant), float(scalar), rtol=1e-6)
+  assert want_kl_loss > 2 * float(grpo.grpo_loss(lp, old, rf, adv, mask, beta=0.04)[1]["kl_loss"])
+
+
 def test_epsilon_high_asymmetric_clipping():
   lp, old, rf, adv, mask = make_batch(seed=3)
   loss, metrics = grpo.grpo_loss(lp, old, rf, adv, mask, epsilon=0.1, epsilon_high=0.3)
