@@ -114,8 +114,8 @@ def _masked_token_mean(x: Array, mask: Array) -> Array:
 
 def grpo_loss(logps: Array, old_logps: Array, ref_logps: Array | None, advantages: Array,
               mask: Array, *, epsilon: float = 0.2, epsilon_high: float | None = None,
-              beta: float | Array = 0.04, kl: str = "k3",
-              aggregation: str = "token-mean") -> tuple[Array, dict[str, Array]]:
+              beta: float | Array = 0.04, kl: str = "k3", aggregation: str = "token-mean",
+              kl_parts: dict[str, Array] | None = None) -> tuple[Array, dict[str, Array]]:
   """Clipped-ratio policy-gradient loss plus beta * KL to the reference policy.
 
   logps, old_logps, ref_logps, mask: [batch, length]; advantages: [batch].
@@ -123,7 +123,8 @@ def grpo_loss(logps: Array, old_logps: Array, ref_logps: Array | None, advantage
   ratio = exp(logps - old_logps) and epsilon_high defaulting to epsilon (DAPO's clip-higher when
   larger). beta is one weight, or one per token ([batch, length], e.g. a chain weight and an image
   weight: train_step.token_beta). beta == 0 (a Python number) skips the reference entirely;
-  ref_logps may then be None.
+  ref_logps may then be None. kl_parts ({name: [batch, length] 0/1}, e.g. the chain's tokens and
+  the image codes) adds metrics kl_<name>: the unweighted KL's token mean over each part.
   Masked positions (mask == 0) are zeroed before any exp, so padding never yields inf/NaN and
   gets zero gradient. Maths runs in fp32 whatever the input dtype (fp64 stays fp64).
 
@@ -164,6 +165,7 @@ def grpo_loss(logps: Array, old_logps: Array, ref_logps: Array | None, advantage
   pg_loss = aggregate(pg_per_token, m, aggregation)
 
   if skip_kl:
+    kl_t = jnp.zeros_like(logps)
     kl_mean = jnp.zeros((), dtype)
     kl_loss = jnp.zeros((), dtype)
     loss = pg_loss
@@ -192,5 +194,7 @@ def grpo_loss(logps: Array, old_logps: Array, ref_logps: Array | None, advantage
       "adv_std": jnp.sqrt(adv_var),
       "num_tokens": jnp.sum(m),
   }
+  for name, part in (kl_parts or {}).items():
+    metrics[f"kl_{name}"] = _masked_token_mean(kl_t, m * jnp.asarray(part).astype(dtype))
   metrics = jax.tree_util.tree_map(jax.lax.stop_gradient, metrics)
   return loss, metrics

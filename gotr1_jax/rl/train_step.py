@@ -8,7 +8,8 @@ A batch is a dict of arrays, all [B, ...] with the same B:
   tokens [B, T] int32, attention_mask [B, T], loss_mask [B, T-1] (1 where target t+1 was generated
   by the policy), old_logps [B, T-1] (absent: the current policy, stop-gradient), ref_logps [B, T-1]
   (absent when no token has a KL weight), advantages [B]; is_image [B, T] (a Janus batch: True at
-  image codes) when rl.image_beta weighs the image codes' KL apart from the chain's.
+  image codes): rl.image_beta weighs the image codes' KL apart from the chain's, and the metrics
+  kl_chain and kl_image report the two parts' KL.
 Log-probs are aligned with targets: entry t is log p(tokens[t+1] | tokens[:t+1]).
 """
 from __future__ import annotations
@@ -72,6 +73,9 @@ def loss_fn(trainable: PyTree, frozen: Optional[PyTree], batch: dict, *, logps_f
   # One update per rollout: the old policy is the current one, so ratio == 1 with its gradient.
   old_logps = batch["old_logps"] if "old_logps" in batch else jax.lax.stop_gradient(logps)
   kwargs = dict(grpo_kwargs(rl), beta=token_beta(rl, batch))
+  if "is_image" in batch:  # where the policy moves away from the reference: its chain or its images
+    image = batch["is_image"][:, 1:]
+    kwargs["kl_parts"] = {"chain": ~image, "image": image}
   return grpo_loss(logps, old_logps, batch.get("ref_logps"), batch["advantages"], batch["loss_mask"],
                    **kwargs)
 

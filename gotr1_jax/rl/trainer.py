@@ -222,6 +222,9 @@ def _step_metrics(rewards, m, rollout, rl, seconds, monitor: RewardMonitor) -> d
   for k in ("loss", "pg_loss", "kl_loss"):
     out[f"loss/{k}"] = m[k]
   out["loss/kl"] = m["kl"]
+  for k in ("kl_chain", "kl_image"):  # a Janus policy's KL over its chains and over its image codes
+    if k in m:
+      out[f"loss/{k}"] = m[k]
   for k in ("clip_frac", "clip_frac_low", "clip_frac_high", "ratio_mean", "grad_norm", "skipped_nonfinite"):
     out[f"train/{k}"] = m[k]
   out["adv/mean"], out["adv/std"] = m["adv_mean"], m["adv_std"]

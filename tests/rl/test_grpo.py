@@ -189,6 +189,19 @@ def test_per_token_beta_weighs_each_tokens_kl():
   assert want_kl_loss > 2 * float(grpo.grpo_loss(lp, old, rf, adv, mask, beta=0.04)[1]["kl_loss"])
 
 
+def test_kl_parts_report_each_parts_unweighted_kl():
+  lp, old, rf, adv, mask = make_batch(seed=6)
+  late = np.arange(lp.shape[1])[None, :].repeat(lp.shape[0], 0) >= 3
+  _, metrics = grpo.grpo_loss(lp, old, rf, adv, mask, beta=0.04, kl_parts={"early": ~late, "late": late})
+  klt = np.vectorize(ref_kl)(lp.astype(np.float64), rf.astype(np.float64), "k3")
+  for name, part in (("early", ~late), ("late", late)):
+    np.testing.assert_allclose(float(metrics[f"kl_{name}"]), np.sum(klt * mask * part) / np.sum(mask * part),
+                               rtol=1e-5)
+  assert float(metrics["kl_early"]) != pytest.approx(float(metrics["kl_late"]), rel=1e-3)
+  _, no_ref = grpo.grpo_loss(lp, old, None, adv, mask, beta=0, kl_parts={"late": late})
+  assert float(no_ref["kl_late"]) == 0.0
+
+
 def test_epsilon_high_asymmetric_clipping():
   lp, old, rf, adv, mask = make_batch(seed=3)
   loss, metrics = grpo.grpo_loss(lp, old, rf, adv, mask, epsilon=0.1, epsilon_high=0.3)

@@ -41,7 +41,7 @@ def test_two_steps_then_resume(policy_dir, tmp_path):
   workdir = tmp_path / "run"
   last = trainer.train(tiny_config(policy_dir, tmp_path / "data", 2), str(workdir))
   for key in ("reward/mean", "reward/r_sem", "reward/r_spa", "reward/r_ri", "reward/r_pi", "reward/t2i_score",
-              "loss/kl", "train/grad_norm", "train/clip_frac", "perf/tokens_per_s", "adv/std"):
+              "loss/kl", "loss/kl_chain", "loss/kl_image", "train/grad_norm", "train/clip_frac", "perf/tokens_per_s", "adv/std"):
     assert key in last and np.isfinite(last[key]), key
   assert 0.0 <= last["reward/mean"] <= 1.0
   parts = [last[f"perf/{k}_s"] for k in ("rollout", "reward", "update")]  # where the step's time went

@@ -52,6 +52,8 @@ def test_image_beta_weighs_the_image_codes_kl_apart_from_the_chains():
   # ref_logps = logps - 0.1 everywhere: k3 = e^-0.1 + 0.1 - 1 per token; 2 of the 3 trained tokens are image codes.
   k3 = np.exp(-0.1) + 0.1 - 1
   np.testing.assert_allclose(float(metrics["kl_loss"]), k3 * (0.04 + 2 * 0.5) / 3, rtol=1e-4)
+  # The KL over the chain and over the image codes, unweighted: both k3 here.
+  np.testing.assert_allclose([float(metrics["kl_chain"]), float(metrics["kl_image"])], [k3, k3], rtol=1e-4)
   same, _ = loss_fn(params, None, batch, logps_fn=logps_fn, lora=None, rl=ConfigDict(dict(RL, image_beta=0.04)))
   unset, _ = loss_fn(params, None, batch, logps_fn=logps_fn, lora=None, rl=ConfigDict(dict(RL, image_beta=None)))
   np.testing.assert_allclose(same, unset, rtol=1e-6)
