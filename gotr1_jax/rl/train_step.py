@@ -74,7 +74,7 @@ def loss_fn(trainable: PyTree, frozen: Optional[PyTree], batch: dict, *, logps_f
   old_logps = batch["old_logps"] if "old_logps" in batch else jax.lax.stop_gradient(logps)
   kwargs = dict(grpo_kwargs(rl), beta=token_beta(rl, batch))
   if "is_image" in batch:  # where the policy moves away from the reference: its chain or its images
-    image = batch["is_image"][:, 1:]
+    image = batch["is_image"][:, 1:].astype(bool)
     kwargs["kl_parts"] = {"chain": ~image, "image": image}
   return grpo_loss(logps, old_logps, batch.get("ref_logps"), batch["advantages"], batch["loss_mask"],
                    **kwargs)
