@@ -260,4 +260,4 @@ def init_janus(config: JanusConfig, rng: Array) -> dict:
     mask = jnp.ones((1, v.num_patches), jnp.int32)
     pixels = jnp.zeros((1, v.image_size, v.image_size, v.num_channels), resolve_dtype(v.dtype))
     slots = jnp.ones((1, v.num_patches), bool)
-  return JanusPolicy(config).init(rng, tokens, is_image, mask, pixels, slots)
+  return jax.jit(JanusPolicy(config).init)(rng, tokens, is_image, mask, pixels, slots)  # one compile, not op by op

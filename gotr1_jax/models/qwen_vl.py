@@ -126,4 +126,4 @@ def init_qwen_vl(config: QwenVLConfig, rng: Array) -> dict:
   positions = jnp.zeros((3, 1, 2), jnp.int32)
   vision = (jnp.zeros((1, n, v.patch_dim), jnp.float32), jnp.zeros((1, n, 2), jnp.int32),
             jnp.zeros((1, n), jnp.int32), jnp.zeros((1, n), jnp.int32))
-  return QwenVL(config).init(rng, tokens, mask, positions, vision)
+  return jax.jit(QwenVL(config).init)(rng, tokens, mask, positions, vision)  # one compile, not op by op

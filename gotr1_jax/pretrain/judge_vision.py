@@ -269,7 +269,7 @@ def pretrain_vision(vision: QwenVisionConfig, c: ConfigDict, image_size: tuple[i
     return scene_batch(rng, size, image_size, world, processor, vision, specs, vq_fraction, image_transform)
 
   vb, _ = lone(np.random.default_rng([seed, 0]), 1, 0.0)
-  params = nn.unbox(model.init(jax.random.key(seed), *vb))
+  params = nn.unbox(jax.jit(model.init)(jax.random.key(seed), *vb))  # one compile, not op by op
   if c.get("init", ""):
     params["params"]["tower"] = load_tower(c.init, vision)
   tx = optax.adamw(float(c.lr))

@@ -108,7 +108,7 @@ def make_vq_train_step(model: VQModel, loss_cfg: ConfigDict, world: WorldConfig 
 
 def init_vq_state(model: VQModel, optimizer_cfg: ConfigDict, steps: int, rng: Array) -> TrainState:
   f = model.config.downsample_factor
-  params = model.init(rng, jnp.zeros((1, f, f, model.config.in_channels)))
+  params = jax.jit(model.init)(rng, jnp.zeros((1, f, f, model.config.in_channels)))  # one compile, not op by op
   params = nn.unbox(params)
   return TrainState.create(apply_fn=model.apply, params=params,
                            tx=make_optimizer(optimizer_cfg, steps))

@@ -83,7 +83,7 @@ def test_example_maker_noise_rate_and_the_loss_it_reads(trained):
 def trained(tmp_path_factory):
   config = tiny_config(steps=STEPS)
   vq_config = vq_config_from_dict(config.vq.model)
-  vq_params = nn.unbox(VQModel(vq_config).init(jax.random.key(0), jnp.zeros((1, 8, 8, 3))))
+  vq_params = nn.unbox(jax.jit(VQModel(vq_config).init)(jax.random.key(0), jnp.zeros((1, 8, 8, 3))))
   workdir = tmp_path_factory.mktemp("policy")
   janus_config, params, metrics = train_policy(config, str(workdir), vq_config, vq_params)
   return config, vq_config, vq_params, janus_config, params, metrics, workdir

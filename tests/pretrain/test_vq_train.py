@@ -48,7 +48,7 @@ def test_straight_through_gradient_reaches_the_encoder(config):
   background = from_uint8(jnp.full((3,), 255, jnp.uint8))
   pixel_only = c.loss.copy_and_resolve_references()
   pixel_only.update(codebook_weight=0.0, commit_weight=0.0, background_weight=0.0)
-  grads, _ = jax.grad(vq_loss, has_aux=True)(params, model, images, background, pixel_only)
+  grads, _ = jax.jit(jax.grad(lambda p, x: vq_loss(p, model, x, background, pixel_only), has_aux=True))(params, images)
   norms = {k: float(jnp.sqrt(sum(jnp.sum(g ** 2) for g in jax.tree.leaves(v))))
            for k, v in grads["params"].items()}
   # Without the straight-through copy the encoder would get no gradient from the pixels.
