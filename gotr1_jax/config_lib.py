@@ -145,7 +145,8 @@ def check_config(config: ConfigDict) -> None:
     raise ValueError("config.rl.group_size must be >= 2 for rloo advantages.")
 
 
-def unknown_override_message(argv: Sequence[str], error: BaseException, tool_flags: Collection[str]) -> str:
+def unknown_override_message(argv: Sequence[str], error: BaseException, tool_flags: Collection[str],
+                             prefix: str = "config") -> str:
   """The message for an override of a field the config does not have. ml_collections raises a bare
   AttributeError(KeyError("'name'\nDid you mean ...")) while parsing `--config.a.name=...`; this
   names the argument, the field, its hint and, when `name` is one of the tool's own flags
@@ -156,14 +157,31 @@ def unknown_override_message(argv: Sequence[str], error: BaseException, tool_fla
   lines = str(inner).split("\n")
   key = lines[0].strip().strip("'\"")
   hint = " ".join(x.strip() for x in lines[1:] if x.strip())
-  overrides = [a[2:].split("=", 1)[0] for a in argv[1:] if a.startswith("--config.")]
-  named = next((o for o in overrides if key in o.split(".")[1:]), f"config.{key}")
+  overrides = [a[2:].split("=", 1)[0] for a in argv[1:] if a.startswith(f"--{prefix}.")]
+  named = next((o for o in overrides if key in o.split(".")[1:]), f"{prefix}.{key}")
   out = f"--{named}: the config has no field {key!r}"
   if hint:
     out += f" ({hint})"
   if key in tool_flags:
     out += f"; --{key} is this tool's own flag, not a config field: pass --{key}=... instead"
   return out + ". An override must name a field the config file's get_config() defines."
+
+
+def define_config_file(name: str, default: str | None, help_string: str, flag_values: Any = None) -> Any:
+  """`config_flags.DEFINE_config_file` for the tools. ml_collections parses a *default* config file,
+  with the command line's `--<name>.<field>` overrides, when the flag is defined, at import, before
+  `parse_flags` can see anything; an override of a field the default does not have is reported here
+  as `parse_flags` reports it, and says which config it was read against."""
+  from absl import flags  # the tools' dependency, not the library's
+  from ml_collections import config_flags
+  flag_values = flags.FLAGS if flag_values is None else flag_values
+  try:
+    return config_flags.DEFINE_config_file(name, default, help_string, flag_values=flag_values)
+  except (AttributeError, KeyError) as e:
+    message = unknown_override_message(sys.argv, e, set(flag_values), prefix=name)
+    sys.stderr.write(f"FATAL Flags parsing error: {message[:-1]} (read against the default --{name} "
+                     f"{default}; pass --{name} to choose another).\n")
+    sys.exit(1)
 
 
 def parse_flags(argv: Sequence[str]) -> list[str]:

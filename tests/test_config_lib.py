@@ -66,13 +66,37 @@ def test_a_tool_reports_an_unknown_override_in_one_line(tmp_path):
   # The wiring: every tool with a --config passes config_lib.parse_flags to app.run.
   root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   tools = [f for f in sorted(os.listdir(os.path.join(root, "tools"))) if f.endswith(".py")]
-  with_config = [f for f in tools if "DEFINE_config_file" in open(os.path.join(root, "tools", f)).read()]
+  with_config = [f for f in tools if "define_config_file" in open(os.path.join(root, "tools", f)).read()]
   assert len(with_config) >= 9
-  for f in with_config:
-    assert "flags_parser=config_lib.parse_flags" in open(os.path.join(root, "tools", f)).read(), f
+  for f in tools:
+    text = open(os.path.join(root, "tools", f)).read()
+    assert "config_flags.DEFINE_config_file" not in text, f  # config_lib.define_config_file instead
+    if f in with_config:
+      assert "flags_parser=config_lib.parse_flags" in text, f
   out = subprocess.run([sys.executable, os.path.join(root, "tools", "train.py"), "--config",
                         os.path.join(root, "configs", "toy_demo.py"), f"--config.workdir={tmp_path}"],
                        capture_output=True, text=True, cwd=root, timeout=120)
   assert out.returncode == 1
   assert "Traceback" not in out.stderr
   assert "--config.workdir: the config has no field 'workdir'; --workdir is this tool's own flag" in out.stderr
+
+
+def test_an_unknown_override_of_a_default_config_is_one_line_too(tmp_path, monkeypatch, capsys):
+  # ml_collections reads a default config file, overrides included, when the flag is defined (at a
+  # tool's import, before parse_flags): tools/evaluate.py --config.reward.combine=... (its default
+  # is the pretraining config, which has no `reward`) ended in a KeyError traceback.
+  from absl import flags
+  default = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "toy_demo.py")
+  monkeypatch.setattr(sys, "argv", ["evaluate.py", "--config.reward.combine=weighted_sum"])
+  with pytest.raises(SystemExit) as exit_info:
+    config_lib.define_config_file("config", default, "help", flag_values=flags.FlagValues())
+  assert exit_info.value.code == 1
+  err = capsys.readouterr().err
+  assert err.startswith("FATAL Flags parsing error: --config.reward.combine: the config has no field 'reward'")
+  assert f"(read against the default --config {default}; pass --config to choose another)." in err
+  # Known fields of the default still parse.
+  monkeypatch.setattr(sys, "argv", ["evaluate.py", "--config.rl.beta=0.5"])
+  values = flags.FlagValues()
+  config = config_lib.define_config_file("config", default, "help", flag_values=values)
+  values(sys.argv)
+  assert config.value.rl.beta == 0.5

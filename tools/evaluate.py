@@ -26,7 +26,7 @@ import time
 
 import jax
 from absl import app, flags
-from ml_collections import ConfigDict, config_flags
+from ml_collections import ConfigDict
 from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -40,7 +40,7 @@ from gotr1_jax.rl.shapes_world import shipped_checkpoint  # noqa: E402
 from gotr1_jax.sampling.janus_generate import generator_from_checkpoint  # noqa: E402
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_CONFIG = config_flags.DEFINE_config_file("config", os.path.join(_ROOT, "configs", "shapes_pretrain.py"),
+_CONFIG = config_lib.define_config_file("config", os.path.join(_ROOT, "configs", "shapes_pretrain.py"),
                                           "A config with an `eval` block (file.py[:args]).")
 _CHECKPOINT = flags.DEFINE_string("checkpoint", os.path.join(_ROOT, "gotr1_jax", "assets", "checkpoints", "policy"),
                                   "Janus policy directory (Flax or torch layout).")
@@ -48,7 +48,7 @@ _SPLIT = flags.DEFINE_enum("split", "val", ["train", "val", "test"], "Prompt spl
 _RELIANCE = flags.DEFINE_integer("reliance_batches", 6, "Val batches (config.policy.batch_size scenes each) for "
                                  "the chain-reliance NLLs; 0 skips them.")
 _OUT = flags.DEFINE_string("out", None, "Output directory (default runs/eval/<checkpoint name>_<split>).")
-_RUN_CONFIG = config_flags.DEFINE_config_file("run_config", None, "With --workdir: the config the GRPO run was "
+_RUN_CONFIG = config_lib.define_config_file("run_config", None, "With --workdir: the config the GRPO run was "
                                               "trained with (file.py[:args]).")
 _WORKDIR = flags.DEFINE_string("workdir", "", "A GRPO run directory: evaluate its newest policy instead of "
                                "--checkpoint (needs --run_config).")

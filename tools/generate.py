@@ -16,7 +16,6 @@ import time
 
 import jax
 from absl import app, flags
-from ml_collections import config_flags
 from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -26,7 +25,7 @@ from gotr1_jax.sampling.janus_generate import generator_from_checkpoint  # noqa:
 
 _DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                "configs", "generate_janus.py")
-_CONFIG = config_flags.DEFINE_config_file("config", _DEFAULT_CONFIG, "Generation config (file.py[:args]).")
+_CONFIG = config_lib.define_config_file("config", _DEFAULT_CONFIG, "Generation config (file.py[:args]).")
 _CHECKPOINT = flags.DEFINE_string("checkpoint", None, "Janus checkpoint directory (Flax or torch).")
 _PROMPTS = flags.DEFINE_multi_string("prompt", None, "A caption; repeat the flag for several.")
 _NUM_SAMPLES = flags.DEFINE_integer("num-samples", 4, "Samples (chain + image) per prompt.")

@@ -27,7 +27,6 @@ import sys
 import time
 
 from absl import app, flags
-from ml_collections import config_flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from gotr1_jax import config_lib  # noqa: E402
@@ -36,7 +35,7 @@ from gotr1_jax.pretrain.judge_data import PolicyPool  # noqa: E402
 from gotr1_jax.rl.shapes_world import judge_reward_model, shipped_checkpoint  # noqa: E402
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_CONFIG = config_flags.DEFINE_config_file("config", os.path.join(_ROOT, "configs", "shapes_demo.py"),
+_CONFIG = config_lib.define_config_file("config", os.path.join(_ROOT, "configs", "shapes_demo.py"),
                                           "A run config whose `reward` block (and judge_generation) is used.")
 _JUDGE = flags.DEFINE_string("judge", None, "Judge checkpoint directory (default: the shipped judge).")
 _VQ = flags.DEFINE_string("vq", None, "VQ checkpoint for the images' round trip (default: the shipped VQ).")

@@ -24,7 +24,6 @@ import sys
 import jax
 import numpy as np
 from absl import app, flags
-from ml_collections import config_flags
 from tqdm import tqdm
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -35,7 +34,7 @@ from gotr1_jax.pretrain.judge_data import PolicyPool, layout_pairs  # noqa: E402
 from gotr1_jax.rl import trainer  # noqa: E402
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_CONFIG = config_flags.DEFINE_config_file("config", os.path.join(_ROOT, "configs", "shapes_demo.py"),
+_CONFIG = config_lib.define_config_file("config", os.path.join(_ROOT, "configs", "shapes_demo.py"),
                                           "A shapes_world GRPO config (file.py[:args]).")
 _WORKDIR = flags.DEFINE_string("workdir", "", "A GRPO run directory; its newest checkpoint is sampled "
                                "('' or no checkpoint: the config's starting policy).")

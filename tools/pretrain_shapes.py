@@ -11,13 +11,12 @@ import os
 import sys
 
 from absl import app, flags
-from ml_collections import config_flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from gotr1_jax import config_lib  # noqa: E402
 from gotr1_jax.pretrain import pipeline  # noqa: E402
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Path to a config file (file.py[:args]).")
+_CONFIG = config_lib.define_config_file("config", None, "Path to a config file (file.py[:args]).")
 _ONLY = flags.DEFINE_enum("only", None, list(pipeline.STAGES), "Run one stage only.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Metrics directory (default config.workdir).")
 _OUT_DIR = flags.DEFINE_string("out_dir", None, "Checkpoint directory (default config.out_dir).")

@@ -14,7 +14,6 @@ import sys
 import time
 
 from absl import app, flags
-from ml_collections import config_flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from gotr1_jax import config_lib  # noqa: E402
@@ -23,7 +22,7 @@ from gotr1_jax.eval.reward_signal import reward_signal, signal_table  # noqa: E4
 from gotr1_jax.pretrain.judge_data import PolicyPool  # noqa: E402
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_CONFIG = config_flags.DEFINE_config_file("config", os.path.join(_ROOT, "configs", "shapes_demo.py"),
+_CONFIG = config_lib.define_config_file("config", os.path.join(_ROOT, "configs", "shapes_demo.py"),
                                           "The run config whose reward.combine is examined (file.py[:args]).")
 _POOL = flags.DEFINE_string("pool", None, "A pool of GRPO groups (tools/make_judge_pool.py --group N).", required=True)
 
