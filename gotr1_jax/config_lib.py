@@ -146,11 +146,12 @@ def check_config(config: ConfigDict) -> None:
 
 
 def unknown_override_message(argv: Sequence[str], error: BaseException, tool_flags: Collection[str],
-                             prefix: str = "config") -> str:
+                             prefix: str = "config", default: str | None = None) -> str:
   """The message for an override of a field the config does not have. ml_collections raises a bare
   AttributeError(KeyError("'name'\nDid you mean ...")) while parsing `--config.a.name=...`; this
   names the argument, the field, its hint and, when `name` is one of the tool's own flags
-  (`--config.workdir` for `--workdir`), says so."""
+  (`--config.workdir` for `--workdir`), says so; with `default`, that the override was read
+  against that default config file."""
   inner: Any = error
   while isinstance(inner, BaseException) and inner.args:
     inner = inner.args[0]
@@ -164,7 +165,10 @@ def unknown_override_message(argv: Sequence[str], error: BaseException, tool_fla
     out += f" ({hint})"
   if key in tool_flags:
     out += f"; --{key} is this tool's own flag, not a config field: pass --{key}=... instead"
-  return out + ". An override must name a field the config file's get_config() defines."
+  out += ". An override must name a field the config file's get_config() defines"
+  if default is not None:
+    out += f" (read against the default --{prefix} {default}; pass --{prefix} to choose another)"
+  return out + "."
 
 
 def define_config_file(name: str, default: str | None, help_string: str, flag_values: Any = None) -> Any:
@@ -178,9 +182,8 @@ def define_config_file(name: str, default: str | None, help_string: str, flag_va
   try:
     return config_flags.DEFINE_config_file(name, default, help_string, flag_values=flag_values)
   except (AttributeError, KeyError) as e:
-    message = unknown_override_message(sys.argv, e, set(flag_values), prefix=name)
-    sys.stderr.write(f"FATAL Flags parsing error: {message[:-1]} (read against the default --{name} "
-                     f"{default}; pass --{name} to choose another).\n")
+    message = unknown_override_message(sys.argv, e, set(flag_values), prefix=name, default=default)
+    sys.stderr.write(f"FATAL Flags parsing error: {message}\n")
     sys.exit(1)
 
 

@@ -1,4 +1,7 @@
-"""Test set-up: 8 fake CPU devices for sharding tests, fp32 matmuls for parity tests, one XLA cache.
+"""Test set-up: 8 fake CPU devices for sharding tests, fp32 matmuls for parity tests, fast compiles.
+
+The suite's time is mostly XLA compiling tiny models, so the tests compile at XLA's lowest CPU
+optimisation level (`--xla_backend_optimization_level=0`, unless `XLA_FLAGS` sets one) and share a cache.
 
 The cache: many tests build the same tiny models and compile the same steps in separate processes (the
 two xdist workers, the tools' subprocesses). A persistent compilation cache shared by all of them turns

@@ -41,7 +41,7 @@ from gotr1_jax.sampling.janus_generate import generator_from_checkpoint  # noqa:
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _CONFIG = config_lib.define_config_file("config", os.path.join(_ROOT, "configs", "shapes_pretrain.py"),
-                                          "A config with an `eval` block (file.py[:args]).")
+                                        "A config with an `eval` block (file.py[:args]).")
 _CHECKPOINT = flags.DEFINE_string("checkpoint", os.path.join(_ROOT, "gotr1_jax", "assets", "checkpoints", "policy"),
                                   "Janus policy directory (Flax or torch layout).")
 _SPLIT = flags.DEFINE_enum("split", "val", ["train", "val", "test"], "Prompt split.")
@@ -49,7 +49,7 @@ _RELIANCE = flags.DEFINE_integer("reliance_batches", 6, "Val batches (config.pol
                                  "the chain-reliance NLLs; 0 skips them.")
 _OUT = flags.DEFINE_string("out", None, "Output directory (default runs/eval/<checkpoint name>_<split>).")
 _RUN_CONFIG = config_lib.define_config_file("run_config", None, "With --workdir: the config the GRPO run was "
-                                              "trained with (file.py[:args]).")
+                                            "trained with (file.py[:args]).")
 _WORKDIR = flags.DEFINE_string("workdir", "", "A GRPO run directory: evaluate its newest policy instead of "
                                "--checkpoint (needs --run_config).")
 _COMPARE = flags.DEFINE_string("compare", "", "An earlier summary.json (same --config eval block and --split) to "

@@ -36,7 +36,7 @@ from gotr1_jax.rl.shapes_world import judge_reward_model, shipped_checkpoint  # 
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _CONFIG = config_lib.define_config_file("config", os.path.join(_ROOT, "configs", "shapes_demo.py"),
-                                          "A run config whose `reward` block (and judge_generation) is used.")
+                                        "A run config whose `reward` block (and judge_generation) is used.")
 _JUDGE = flags.DEFINE_string("judge", None, "Judge checkpoint directory (default: the shipped judge).")
 _VQ = flags.DEFINE_string("vq", None, "VQ checkpoint for the images' round trip (default: the shipped VQ).")
 _NOVQ = flags.DEFINE_boolean("novq", False, "Use the rendered images as they are.")

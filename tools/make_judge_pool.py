@@ -35,7 +35,7 @@ from gotr1_jax.rl import trainer  # noqa: E402
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _CONFIG = config_lib.define_config_file("config", os.path.join(_ROOT, "configs", "shapes_demo.py"),
-                                          "A shapes_world GRPO config (file.py[:args]).")
+                                        "A shapes_world GRPO config (file.py[:args]).")
 _WORKDIR = flags.DEFINE_string("workdir", "", "A GRPO run directory; its newest checkpoint is sampled "
                                "('' or no checkpoint: the config's starting policy).")
 _NUM = flags.DEFINE_integer("num", 512, "Samples in the pool.")

@@ -29,7 +29,7 @@ from gotr1_jax.eval import localisation_probe  # noqa: E402
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _CONFIG = config_lib.define_config_file("config", os.path.join(_ROOT, "configs", "shapes_pretrain.py:judge=plain"),
-                                          "A config whose `judge` block gives the model, image size and optimizer.")
+                                        "A config whose `judge` block gives the model, image size and optimizer.")
 _STEPS = flags.DEFINE_integer("steps", 1500, "Training steps.")
 _AXIS = flags.DEFINE_enum("axis", "column", list(localisation_probe.AXES), "What the question asks.")
 _SEED = flags.DEFINE_integer("seed", 0, "Init and data seed.")

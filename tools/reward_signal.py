@@ -23,7 +23,7 @@ from gotr1_jax.pretrain.judge_data import PolicyPool  # noqa: E402
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _CONFIG = config_lib.define_config_file("config", os.path.join(_ROOT, "configs", "shapes_demo.py"),
-                                          "The run config whose reward.combine is examined (file.py[:args]).")
+                                        "The run config whose reward.combine is examined (file.py[:args]).")
 _POOL = flags.DEFINE_string("pool", None, "A pool of GRPO groups (tools/make_judge_pool.py --group N).", required=True)
 
 

@@ -29,7 +29,7 @@ from gotr1_jax.rl.shapes_world import judge_reward_model  # noqa: E402
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _CONFIG = config_lib.define_config_file("config", os.path.join(_ROOT, "configs", "shapes_demo.py"),
-                                          "A run config whose `reward` block (and judge_generation) is used.")
+                                        "A run config whose `reward` block (and judge_generation) is used.")
 _JUDGE = flags.DEFINE_string("judge", None, "Judge checkpoint directory (default: the config's).")
 _PROMPTS = flags.DEFINE_string("prompts", None, "T2I-CompBench prompt file (one prompt per line).")
 _IMAGES = flags.DEFINE_string("images", None, "Directory of images (tools/generate.py output or <prompt>_<k>.png).")
