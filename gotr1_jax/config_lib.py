@@ -146,20 +146,25 @@ def check_config(config: ConfigDict) -> None:
 
 
 def unknown_override_message(argv: Sequence[str], error: BaseException, tool_flags: Collection[str],
-                             prefix: str = "config", default: str | None = None) -> str:
+                             prefix: str | None = None, default: str | None = None) -> str:
   """The message for an override of a field the config does not have. ml_collections raises a bare
   AttributeError(KeyError("'name'\nDid you mean ...")) while parsing `--config.a.name=...`; this
   names the argument, the field, its hint and, when `name` is one of the tool's own flags
   (`--config.workdir` for `--workdir`), says so; with `default`, that the override was read
-  against that default config file."""
+  against that default config file. `prefix` is the config flag the override belongs to; None
+  takes it from the first `--<flag>.<...>` argument naming the field (`--run_config.rl.stepz` in
+  tools/evaluate.py), else "config"."""
   inner: Any = error
   while isinstance(inner, BaseException) and inner.args:
     inner = inner.args[0]
   lines = str(inner).split("\n")
   key = lines[0].strip().strip("'\"")
   hint = " ".join(x.strip() for x in lines[1:] if x.strip())
-  overrides = [a[2:].split("=", 1)[0] for a in argv[1:] if a.startswith(f"--{prefix}.")]
-  named = next((o for o in overrides if key in o.split(".")[1:]), f"{prefix}.{key}")
+  dotted = [a[2:].split("=", 1)[0] for a in argv[1:] if a.startswith("--") and "." in a.split("=", 1)[0]]
+  overrides = [o for o in dotted if prefix is None or o.split(".", 1)[0] == prefix]
+  named = next((o for o in overrides if key in o.split(".")[1:]), None)
+  prefix = prefix or (named.split(".", 1)[0] if named else "config")
+  named = named or f"{prefix}.{key}"
   out = f"--{named}: the config has no field {key!r}"
   if hint:
     out += f" ({hint})"

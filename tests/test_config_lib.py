@@ -60,6 +60,10 @@ def test_unknown_override_names_the_argument_the_field_and_the_tools_own_flag():
   message = config_lib.unknown_override_message(argv, _attribute_error(config, "rl.stepz"), {"config", "workdir"})
   assert message.startswith("--config.rl.stepz: the config has no field 'stepz' (Did you mean \"steps\"")
   assert "own flag" not in message
+  # tools/evaluate.py's second config: the message names the flag the override was given to.
+  argv = ["evaluate.py", "--run_config=configs/toy_demo.py", "--run_config.rl.stepz=3"]
+  message = config_lib.unknown_override_message(argv, _attribute_error(config, "rl.stepz"), {"run_config"})
+  assert message.startswith("--run_config.rl.stepz: the config has no field 'stepz'")
 
 
 def test_a_tool_reports_an_unknown_override_in_one_line(tmp_path):
