@@ -106,9 +106,10 @@ def main(argv):
     w.writerows(rows)
   print(f"| category | images | " + " | ".join(columns[3:]) + " |")
   print("|---|---|" + "---|" * len(columns[3:]))
-  print(f"| {category} | {len(rows)} | " + " | ".join(f"{np.mean([r[k] for r in rows]):.3f}" for k in columns[3:]) + " |")
-  print("Unreadable answers (scored 0): " + (", ".join(f"{k} {int(v)}" for k, v in fails.items() if k.startswith("parse"))
-                                             or "none"))
+  means = [f"{np.mean([r[k] for r in rows]):.3f}" for k in columns[3:]]
+  print(f"| {category} | {len(rows)} | " + " | ".join(means) + " |")
+  unreadable = [f"{k} {int(v)}" for k, v in fails.items() if k.startswith("parse")]
+  print("Unreadable answers (scored 0): " + (", ".join(unreadable) or "none"))
   print(f"Wrote {os.path.join(out_dir, f'scores_{category}.csv')}.")
 
 

@@ -396,7 +396,8 @@ def load_flax_janus(path: str | os.PathLike) -> tuple[JanusConfig, dict, dict]:
                   jax.eval_shape(functools.partial(init_janus, cfg), jax.random.key(0))["params"])
   f = cfg.vq.downsample_factor
   images = np.zeros((1, f, f, cfg.vq.in_channels), np.float32)
-  check_structure(trees["vq_params"]["params"], jax.eval_shape(VQModel(cfg.vq).init, jax.random.key(0), images)["params"])
+  expected = jax.eval_shape(VQModel(cfg.vq).init, jax.random.key(0), images)["params"]
+  check_structure(trees["vq_params"]["params"], expected)
   return cfg, trees["params"], trees["vq_params"]
 
 

@@ -180,8 +180,8 @@ class _Linear(nn.Module):
   @nn.compact
   def __call__(self, x: Array) -> Array:
     in_shape = x.shape[x.ndim - self.num_in:]
-    kernel = self.param("kernel", nn.with_logical_partitioning(nn.initializers.normal(0.02), self.in_axes + self.out_axes),
-                        in_shape + self.features, self.param_dtype)
+    init = nn.with_logical_partitioning(nn.initializers.normal(0.02), self.in_axes + self.out_axes)
+    kernel = self.param("kernel", init, in_shape + self.features, self.param_dtype)
     dims = tuple(range(x.ndim - self.num_in, x.ndim))
     y = jax.lax.dot_general(x.astype(self.dtype), kernel.astype(self.dtype),
                             ((dims, tuple(range(self.num_in))), ((), ())))

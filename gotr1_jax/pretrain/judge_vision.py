@@ -16,13 +16,14 @@ step (`scene_fraction` of the steps are scene steps):
   image-frame box is asked once more as four classes, its pixel coordinates, which is how the
   judge writes a box (one number token each), so the LM need only copy what the token says. Labels
   are the oracle detector's reading of the image, which is what the judge is taught to answer.
-Both see the VQ round trip for `vq_fraction` of their images. The objects are centred for `place_schedule[0]` steps, then spread to anywhere
-over `place_schedule[1]`: alone, the tower starts to tell shapes of centred objects apart within
-about 500 steps of 32 (more slowly through the VQ, which rounds small shapes), where objects
-placed anywhere from the start leave it at chance for about 1,400 (docs/shapes_findings.md, "What the caption judge
-sees"). Trained only through the judge's LM, the same tower stayed at chance on shape over 1,200
-steps with every object centred; a judge built on a pre-trained tower names shapes as well as the
-tower did after 800 naming steps.
+Both see the VQ round trip for `vq_fraction` of their images. The objects are centred for
+`place_schedule[0]` steps, then spread to anywhere over `place_schedule[1]`: alone, the tower
+starts to tell shapes of centred objects apart within about 500 steps of 32 (more slowly through
+the VQ, which rounds small shapes), where objects placed anywhere from the start leave it at
+chance for about 1,400 (docs/shapes_findings.md, "What the caption judge sees"). Trained only
+through the judge's LM, the same tower stayed at chance on shape over 1,200 steps with every
+object centred; a judge built on a pre-trained tower names shapes as well as the tower did after
+800 naming steps.
 
 `pretrain_vision` returns the tower's plain params, which judge_train puts in place of the judge's
 `visual` subtree (config.judge.vision_pretrain); the heads are dropped. It also saves the tower

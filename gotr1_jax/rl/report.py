@@ -90,7 +90,8 @@ def write_report(workdir: str, name: str, before: Mapping[str, Any], after: Mapp
   if curve:
     lines += ["## Reward during training", "", "![reward curve](report/reward_curve.png)", ""]
   lines += ["## Samples (one row per prompt, the same prompts and seeds)", "",
-            "| before | after |", "|---|---|", "| ![before](report/eval_before.png) | ![after](report/eval_after.png) |", ""]
+            "| before | after |", "|---|---|",
+            "| ![before](report/eval_before.png) | ![after](report/eval_after.png) |", ""]
   path = os.path.join(workdir, "report.md")
   with open(path, "w") as f:
     f.write("\n".join(lines))

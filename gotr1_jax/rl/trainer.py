@@ -4,7 +4,8 @@ checkpoints, resume and Ctrl-C handling.
 Reads top to bottom: build mesh -> build task and state -> restore -> for each step: prompts,
 rollout, rewards, advantages, old/ref log-probs, `num_iterations` passes of minibatch updates,
 log, maybe save. Tasks with an `evaluate` are evaluated before the first step, every
-`task.eval_every` steps and after the last, which ends with `<workdir>/report.md` (rl/report.py). The maths lives in rl/grpo.py and rl/train_step.py; this file only orchestrates.
+`task.eval_every` steps and after the last, which ends with `<workdir>/report.md` (rl/report.py).
+The maths lives in rl/grpo.py and rl/train_step.py; this file only orchestrates.
 """
 from __future__ import annotations
 
@@ -185,7 +186,8 @@ def _loop(config, task, setup: TrainSetup, state, ckpt, writer, monitor, workdir
       if eval_every and (step + 1) % eval_every == 0 and step + 1 < rl.steps:
         _evaluate(config, task, merge(state.params, setup.frozen, setup.lora), step + 1, f"step{step + 1:05d}",
                   writer, workdir)
-    if task.evaluate and int(state.step) == rl.steps and (start < rl.steps or report.load_eval(workdir, "after") is None):
+    finished = int(state.step) == rl.steps
+    if task.evaluate and finished and (start < rl.steps or report.load_eval(workdir, "after") is None):
       _finish_report(config, task, merge(state.params, setup.frozen, setup.lora), rl.steps, writer, workdir)
   except KeyboardInterrupt:
     done = int(state.step)

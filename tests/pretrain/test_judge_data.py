@@ -49,7 +49,8 @@ def test_score_answers_round_trip_on_every_scale():
 
 def test_grounding_answer_boxes_come_back_in_the_chain_frame():
   from gotr1_jax.data.shapes_world.world import SceneObject
-  det = [SceneObject("circle", "red", "solid", (100, 200, 400, 500)), SceneObject("star", "blue", "solid", (0, 0, 90, 90))]
+  det = [SceneObject("circle", "red", "solid", (100, 200, 400, 500)),
+         SceneObject("star", "blue", "solid", (0, 0, 90, 90))]
   boxes = parse_boxes(judge_data.grounding_answer("red circle", det, SIZE), SIZE)
   assert len(boxes) == 1 and box_iou(boxes[0], (100, 200, 400, 500)) > 0.97
   assert parse_boxes(judge_data.grounding_answer("green cross", det, SIZE), SIZE) == []

@@ -20,9 +20,9 @@ def toy_judge_config(steps: int = 6) -> ConfigDict:
   opt = config_lib.optimizer_defaults()
   opt.update(lr=3e-3, warmup_steps=1, weight_decay=0.0)
   return ConfigDict(dict(
-      model=qwen2_5_vl_tiny.get_config("hidden=32,layers=1"), image_size=56, patch_bucket=196, length_buckets=(256, 512),
-      vocab_size=600, tokenizer_steps=4, batch_size=4, steps=steps, log_every=2, corrupt_p=0.6, vq_fraction=0.0,
-      optimizer=opt, fidelity_samples=6, prompt_buckets=(512,), row_buckets=(8,)))
+      model=qwen2_5_vl_tiny.get_config("hidden=32,layers=1"), image_size=56, patch_bucket=196,
+      length_buckets=(256, 512), vocab_size=600, tokenizer_steps=4, batch_size=4, steps=steps, log_every=2,
+      corrupt_p=0.6, vq_fraction=0.0, optimizer=opt, fidelity_samples=6, prompt_buckets=(512,), row_buckets=(8,)))
 
 
 def test_batch_weights_only_the_answer():
@@ -204,9 +204,13 @@ def test_continuing_from_a_judge_with_the_policys_samples(tmp_path):
   # "Nothing found" groundings of the pool are thinned (here dropped): a blank image has only those.
   blank = judge_data.PolicyPool(pool.prompts, pool.categories, pool.chains,
                                 np.stack([np.full_like(pool.images[0], 255), pool.images[1]]))
-  grounding = jt.example_stream(specs, 0, ConfigDict(dict(c.to_dict(), policy_empty_grounding_keep=0.0)), reward, world, pool=blank)(2)
+  def stream(keep):
+    return jt.example_stream(specs, 0, ConfigDict(dict(c.to_dict(), policy_empty_grounding_keep=keep)), reward, world,
+                             pool=blank)(2)
+
+  grounding = stream(0.0)
   assert {e.kind for e in grounding} == {"r_ri"} and all(e.answer != jt.EMPTY_GROUNDING for e in grounding)
-  kept = jt.example_stream(specs, 0, ConfigDict(dict(c.to_dict(), policy_empty_grounding_keep=1.0)), reward, world, pool=blank)(2)
+  kept = stream(1.0)
   assert any(e.answer == jt.EMPTY_GROUNDING for e in kept)
   cfg, params, tok, _, final = jt.train_judge(ConfigDict(dict(seed=0, judge=c)), str(tmp_path / "run"))
   assert tok.get_vocab() == start.tokenizer.get_vocab() and cfg == start.model.config

@@ -41,7 +41,8 @@ def test_two_steps_then_resume(policy_dir, tmp_path):
   workdir = tmp_path / "run"
   last = trainer.train(tiny_config(policy_dir, tmp_path / "data", 2), str(workdir))
   for key in ("reward/mean", "reward/r_sem", "reward/r_spa", "reward/r_ri", "reward/r_pi", "reward/t2i_score",
-              "loss/kl", "loss/kl_chain", "loss/kl_image", "train/grad_norm", "train/clip_frac", "perf/tokens_per_s", "adv/std"):
+              "loss/kl", "loss/kl_chain", "loss/kl_image", "train/grad_norm", "train/clip_frac", "perf/tokens_per_s",
+              "adv/std"):
     assert key in last and np.isfinite(last[key]), key
   assert 0.0 <= last["reward/mean"] <= 1.0
   parts = [last[f"perf/{k}_s"] for k in ("rollout", "reward", "update")]  # where the step's time went
@@ -73,7 +74,8 @@ def test_two_steps_then_resume(policy_dir, tmp_path):
   import jax
   _, params, step = trainer.trained_policy(tiny_config(policy_dir, tmp_path / "data", 3), str(workdir))
   _, base, zero = trainer.trained_policy(tiny_config(policy_dir, tmp_path / "data", 3), str(tmp_path / "none"))
-  moved = [float(np.abs(np.asarray(a) - np.asarray(b)).max()) for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(base))]
+  moved = [float(np.abs(np.asarray(a) - np.asarray(b)).max())
+           for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(base))]
   assert (step, zero) == (3, 0) and max(moved) > 0
 
 
@@ -225,7 +227,8 @@ def test_color_share_reward_reads_the_colour_and_the_sanity_config_uses_it():
   rng = np.random.default_rng(0)
   scenes = [sample_scene(parse_prompt(p, "color"), rng) for p in ("a red square", "a blue square")]
   red, blue = (render_scene(s) for s in scenes)
-  batch = RewardBatch(prompts=["a"] * 3, chains=[""] * 3, images=np.stack([red, blue, np.full_like(red, 255)]), group_size=3)
+  batch = RewardBatch(prompts=["a"] * 3, chains=[""] * 3, images=np.stack([red, blue, np.full_like(red, 255)]),
+                      group_size=3)
   share = color_share_reward_fn("red")(batch)["reward"]
   assert share[0] > 0.02 and share[1] == 0.0 and share[2] == 0.0
   # A solid square's share is its box's area (the antialiased rim aside).
@@ -248,8 +251,9 @@ def test_t2i_reward_is_the_oracles_category_score():
   from gotr1_jax.rl.shapes_world import t2i_reward_fn
   spec = parse_prompt("a red square to the left of a blue circle", "spatial")
   scene = sample_scene(spec, np.random.default_rng(0))
-  batch = RewardBatch(prompts=[spec.text] * 2, chains=[scene_chain(scene)] * 2, group_size=2, categories=["spatial"] * 2,
-                      images=np.stack([render_scene(scene), np.full((64, 64, 3), 255, np.uint8)]))
+  images = np.stack([render_scene(scene), np.full((64, 64, 3), 255, np.uint8)])
+  batch = RewardBatch(prompts=[spec.text] * 2, chains=[scene_chain(scene)] * 2, group_size=2,
+                      categories=["spatial"] * 2, images=images)
   out = t2i_reward_fn()(batch)
   np.testing.assert_array_equal(out["reward"], [1.0, 0.0])  # the true scene holds; a blank image does not
   np.testing.assert_array_equal(out["reward"], out["t2i_score"])

@@ -75,7 +75,8 @@ def test_nonfinite_update_is_skipped_and_reported():
   state = TrainState(jnp.int32(0), params, tx.init(params), jax.random.PRNGKey(0))
   good, m_good = step(state, None, batch)
   assert float(m_good["skipped_nonfinite"]) == 0.0
-  assert any(np.any(np.asarray(a) != np.asarray(b)) for a, b in zip(jax.tree.leaves(good.params), jax.tree.leaves(params)))
+  assert any(np.any(np.asarray(a) != np.asarray(b))
+             for a, b in zip(jax.tree.leaves(good.params), jax.tree.leaves(params)))
   bad_batch = dict(batch, advantages=batch["advantages"].at[0].set(jnp.nan))
   bad, m_bad = step(state, None, bad_batch)
   assert float(m_bad["skipped_nonfinite"]) == 1.0

@@ -57,7 +57,8 @@ def test_a_run_directory_compared_with_its_starting_policy(tmp_path):
   every interval is exactly 0. A comparison made on other prompts or seeds is refused up front."""
   write_tiny_policy(tmp_path / "policy")
   (tmp_path / "eval_config.py").write_text(CONFIG)
-  (tmp_path / "run_config.py").write_text(RUN_CONFIG.format(policy=str(tmp_path / "policy"), data=str(tmp_path / "data")))
+  run_config = RUN_CONFIG.format(policy=str(tmp_path / "policy"), data=str(tmp_path / "data"))
+  (tmp_path / "run_config.py").write_text(run_config)
   evaluate = [sys.executable, str(ROOT / "tools" / "evaluate.py"), "--config", str(tmp_path / "eval_config.py"),
               "--split", "val", "--reliance_batches", "0"]
   env = dict(os.environ, JAX_PLATFORMS="cpu")

@@ -53,7 +53,8 @@ def test_judge_fidelity_prints_the_correlations(tmp_path):
   from gotr1_jax.eval.judge_fidelity import fidelity_sample
   from gotr1_jax.pretrain.judge_data import PolicyPool
   s = fidelity_sample(6, seed=0)
-  PolicyPool([x.text for x in s.specs], [x.category for x in s.specs], s.chains, s.images).save(str(tmp_path / "pool.npz"))
+  pool = PolicyPool([x.text for x in s.specs], [x.category for x in s.specs], s.chains, s.images)
+  pool.save(str(tmp_path / "pool.npz"))
   out = _run([str(ROOT / "tools" / "judge_fidelity.py"), "--judge", str(tmp_path / "judge"), "--pool",
               str(tmp_path / "pool.npz"), "--batch", "6", SMALL])
   assert f"on 6 samples of {tmp_path / 'pool.npz'}" in out and "| r_ri |" in out
