@@ -3,6 +3,7 @@
   python tools/make_judge_pool.py --config configs/shapes_spatial.py --num 320 --group 8 --out runs/spa_groups.npz
   python tools/reward_signal.py --pool runs/spa_groups.npz                      # configs/shapes_demo.py's product
   python tools/reward_signal.py --pool runs/spa_groups.npz --config configs/shapes_spatial.py   # R_spa alone
+  python tools/reward_signal.py --pool runs/spa_groups.npz --config.task.exact_spa=rubric  # R_spa's bands
 
 Scores every sample of the pool with the oracle's exact components, combines them as the config's
 `reward.combine` says, and prints per component the mean within-group Spearman rho with the
@@ -32,9 +33,11 @@ def main(argv):
   logging.getLogger("absl").setLevel(logging.WARNING)
   t0 = time.perf_counter()
   sample = pool_sample(PolicyPool.load(_POOL.value))
-  result = reward_signal(sample, _CONFIG.value.reward)
-  print(f"reward.combine={_CONFIG.value.reward.combine!r} on {len(sample.specs)} samples of {_POOL.value} "
-        f"({time.perf_counter() - t0:.0f} s):")
+  config = _CONFIG.value
+  spa_scale = config.get("task", {}).get("exact_spa", "fraction")
+  result = reward_signal(sample, config.reward, spa_scale=spa_scale)
+  print(f"reward.combine={config.reward.combine!r}, R_spa read as {spa_scale!r} (task.exact_spa), on "
+        f"{len(sample.specs)} samples of {_POOL.value} ({time.perf_counter() - t0:.0f} s):")
   print(signal_table(result))
 
 

@@ -99,10 +99,11 @@ def prompt_groups(specs: list[PromptSpec]) -> list[slice]:
 
 
 def exact_rewards(sample: FidelitySample, reward_config: Any, world: WorldConfig = WorldConfig(),
-                  keys: Sequence[str] = COMPONENTS) -> dict[str, np.ndarray]:
+                  keys: Sequence[str] = COMPONENTS, spa_scale: str = "fraction") -> dict[str, np.ndarray]:
   """The oracle's exact `keys` (any of oracle_rewards' outputs) per sample, [N] each, plus "reward":
-  the four components combined as `reward_config.combine` says."""
-  exact = [oracle_rewards(s, c, im, world) for s, c, im in zip(sample.specs, sample.chains, sample.images)]
+  the four components combined as `reward_config.combine` says; r_spa on `spa_scale` (oracle.r_spa)."""
+  exact = [oracle_rewards(s, c, im, world, spa_scale=spa_scale)
+           for s, c, im in zip(sample.specs, sample.chains, sample.images)]
   out = {k: np.asarray([e[k] for e in exact]) for k in dict.fromkeys((*COMPONENTS, *keys))}
   out["reward"] = combine({k: out[k] for k in COMPONENTS}, reward_config)
   return out

@@ -17,17 +17,19 @@ from gotr1_jax.eval.judge_fidelity import FidelitySample, exact_rewards, prompt_
 SCORE = "t2i_score"  # the oracle's evaluation score of the prompt's category (shapes_eval)
 
 
-def reward_signal(sample: FidelitySample, reward_config, world: WorldConfig = WorldConfig()
-                  ) -> dict[str, dict[str, float]]:
+def reward_signal(sample: FidelitySample, reward_config, world: WorldConfig = WorldConfig(),
+                  spa_scale: str = "fraction") -> dict[str, dict[str, float]]:
   """{component: {group_spearman, varies, within_std, mean}} for the four components and SCORE.
 
   group_spearman: mean Spearman rho, over the groups where both vary, between the combined reward
     and the component (1 = the reward orders the group as the component does);
   varies: fraction of groups (runs of one prompt) where the component is not constant;
   within_std: mean standard deviation of the component inside a group; mean: over all samples.
-  The combined reward itself is the row "reward".
+  The combined reward itself is the row "reward". R_spa is read on `spa_scale` (oracle.r_spa), in
+  the row and in the reward.
   """
-  values = {k: v.astype(np.float64) for k, v in exact_rewards(sample, reward_config, world, (SCORE,)).items()}
+  exact = exact_rewards(sample, reward_config, world, (SCORE,), spa_scale)
+  values = {k: v.astype(np.float64) for k, v in exact.items()}
   groups = [g for g in prompt_groups(sample.specs) if g.stop - g.start > 1]
   if not groups:
     raise ValueError("reward_signal needs groups of 2+ samples of one prompt, in runs; make the pool with "

@@ -50,12 +50,13 @@ def _checkpoint(path: str, what: str, field: str) -> str:
   return path
 
 
-def oracle_reward_fn():
-  """fn(RewardBatch) -> the oracle's exact r_sem, r_spa, r_ri, r_pi per sample (and t2i_score)."""
+def oracle_reward_fn(spa_scale: str = "fraction"):
+  """fn(RewardBatch) -> the oracle's exact r_sem, r_spa, r_ri, r_pi per sample (and t2i_score);
+  r_spa on `spa_scale` (oracle.r_spa)."""
 
   def fn(batch: RewardBatch) -> dict[str, np.ndarray]:
     cats = batch.categories or ["complex"] * batch.size
-    rows = [oracle_rewards(parse_prompt(p, c), chain, im) for p, c, chain, im in
+    rows = [oracle_rewards(parse_prompt(p, c), chain, im, spa_scale=spa_scale) for p, c, chain, im in
             zip(batch.prompts, cats, batch.chains, batch.images)]
     return {k: np.asarray([r[k] for r in rows], np.float32) for k in EXACT + ("t2i_score",)}
 
@@ -96,8 +97,8 @@ def t2i_reward_fn():
   return fn
 
 
-REWARD_FNS = {"oracle": lambda t: oracle_reward_fn(), "t2i_score": lambda t: t2i_reward_fn(),
-              "color_share": lambda t: color_share_reward_fn(t.sanity_color)}
+REWARD_FNS = {"oracle": lambda t: oracle_reward_fn(t.get("exact_spa", "fraction")),
+              "t2i_score": lambda t: t2i_reward_fn(), "color_share": lambda t: color_share_reward_fn(t.sanity_color)}
 
 
 def judge_reward_model(config: ConfigDict, judge_dir: str = ""):
@@ -219,8 +220,8 @@ def build(config: ConfigDict) -> Task:
                                 batch_prompts=int(t.eval_batch_prompts))
 
   return Task(name="shapes_world", init_params=init_params, load_params=load_params, rollout=rollout,
-              logps_fn=janus_logps_fn(policy), prompts=PromptStream(source, tuple(t.train_categories)), reward_fn=reward_fn,
-              evaluate=evaluate)
+              logps_fn=janus_logps_fn(policy), prompts=PromptStream(source, tuple(t.train_categories)),
+              reward_fn=reward_fn, evaluate=evaluate)
 
 
 def task_defaults() -> ConfigDict:
@@ -234,4 +235,7 @@ def task_defaults() -> ConfigDict:
       reward_fn="oracle",
       train_categories=(),  # () = every category; e.g. ("spatial",) trains on spatial prompts only
       loss_tokens="all",  # GoT-R1's loss over chain and image tokens; "chain" / "image" train one part (diagnosis)
+      # the oracle's exact R_spa: "fraction" of counts and relations held, or "rubric", the judge's
+      # 1-10 bands read exactly (data/shapes_world/oracle.r_spa)
+      exact_spa="fraction",
       sanity_color="red"))  # the colour "color_share" rewards

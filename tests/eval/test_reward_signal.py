@@ -46,6 +46,17 @@ def test_product_numbers_are_the_mean_within_group_spearman(groups):
   assert f"| r_pi | {result['r_pi']['group_spearman']:.3f} |" in signal_table(result)
 
 
+def test_r_spa_on_the_rubric_scale_enters_row_and_reward(groups):
+  config = reward_defaults()
+  fraction = reward_signal(groups, config)
+  rubric = reward_signal(groups, config, spa_scale="rubric")
+  exact = [oracle_rewards(s, c, im, spa_scale="rubric") for s, c, im in zip(groups.specs, groups.chains, groups.images)]
+  spa = np.array([e["r_spa"] for e in exact])
+  assert rubric["r_spa"]["mean"] == pytest.approx(spa.mean()) and rubric["r_spa"]["mean"] < fraction["r_spa"]["mean"]
+  reward = np.array([e["r_pi"] * (e["r_sem"] + e["r_spa"]) * e["r_ri"] for e in exact])
+  assert rubric["reward"]["mean"] == pytest.approx(reward.mean())
+
+
 def test_a_pool_without_groups_is_refused(groups):
   one_each = FidelitySample(groups.specs[::6], groups.chains[::6], groups.images[::6])
   with pytest.raises(ValueError, match="--group 8"):

@@ -260,6 +260,25 @@ def test_t2i_reward_is_the_oracles_category_score():
   assert set(out) >= {"r_sem", "r_spa", "r_ri", "r_pi"}
 
 
+def test_the_oracle_reward_reads_r_spa_on_the_configured_scale():
+  from ml_collections import ConfigDict
+  from gotr1_jax.data.shapes_world.chains import scene_chain
+  from gotr1_jax.data.shapes_world.prompts import parse_prompt
+  from gotr1_jax.data.shapes_world.world import Scene, SceneObject
+  from gotr1_jax.rewards.judge import RewardBatch
+  from gotr1_jax.rl.shapes_world import REWARD_FNS, task_defaults
+  spec = parse_prompt("a red square to the left of a blue circle", "spatial")
+  left, right = (100, 400, 300, 600), (600, 400, 800, 600)
+  swapped = scene_chain(Scene((SceneObject("square", "red", "solid", right),
+                               SceneObject("circle", "blue", "solid", left))))
+  batch = RewardBatch(prompts=[spec.text], chains=[swapped], group_size=1, categories=["spatial"],
+                      images=np.full((1, 64, 64, 3), 255, np.uint8))
+  assert task_defaults().exact_spa == "fraction"  # the measured runs' reward unless a config says otherwise
+  fraction = REWARD_FNS["oracle"](task_defaults())(batch)["r_spa"]
+  rubric = REWARD_FNS["oracle"](ConfigDict(dict(task_defaults().to_dict(), exact_spa="rubric")))(batch)["r_spa"]
+  np.testing.assert_allclose([fraction[0], rubric[0]], [2 / 3, 2 / 9], rtol=1e-6)
+
+
 class _ListSource:
   def __init__(self, rows):
     self.rows, self.position = rows, 0

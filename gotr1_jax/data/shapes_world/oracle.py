@@ -98,12 +98,34 @@ def r_sem(spec: PromptSpec, chain: str, world: WorldConfig = WorldConfig()) -> f
   return 0.5 * (checks.binding + faithful)
 
 
-def r_spa(spec: PromptSpec, chain: str, world: WorldConfig = WorldConfig()) -> float:
-  """Prompt -> reasoning, spatial: fraction of the prompt's counts and relations that the
-  chain's boxes satisfy."""
+SPA_SCALES = ("fraction", "rubric")
+
+
+def r_spa(spec: PromptSpec, chain: str, world: WorldConfig = WorldConfig(), scale: str = "fraction") -> float:
+  """Prompt -> reasoning, spatial, from the chain's boxes.
+
+  scale "fraction": the fraction f of the prompt's counts and relations that the boxes satisfy.
+  scale "rubric": the judge's R_spa rubric (rewards/prompts.py, GOT_R1_FACTS.md §4) read exactly, on
+  its 1-10 scale rescaled to [0, 1] as the judge's answer is: 10 when every count and relation
+  holds; 5-7 ("partly right") when the counts hold and some but not all relations do (5 + 2 x the
+  share of relations that hold); 1-4 ("contradicts the prompt or objects are missing") otherwise
+  (1 + 3f). A spatial prompt's one relation planned the wrong way round scores 2/9 instead of the
+  fraction's 2/3, so that in GoT-R1's product a wrong layout costs as the rubric says it should.
+  """
+  if scale not in SPA_SCALES:
+    raise ValueError(f"R_spa scale {scale!r} is unknown; choose one of {SPA_SCALES} (config.task.exact_spa).")
   parsed = chains.parse_chain_objects(chain, world)
   checks = check_objects(spec, parsed.objects)
-  return float(np.mean(checks.counts + checks.relations))
+  f = float(np.mean(checks.counts + checks.relations))
+  if scale == "fraction":
+    return f
+  if f == 1.0:
+    return 1.0
+  if all(checks.counts) and any(checks.relations):
+    score = 5.0 + 2.0 * checks.relation_score
+  else:
+    score = 1.0 + 3.0 * f
+  return (score - 1.0) / 9.0
 
 
 def r_ri(chain: str, detections: Sequence[SceneObject], world: WorldConfig = WorldConfig(),
@@ -132,17 +154,18 @@ def r_pi(spec: PromptSpec, detections: Sequence[SceneObject]) -> float:
 def oracle_rewards(prompt: Union[str, PromptSpec], chain: str, image: np.ndarray,
                    world: WorldConfig = WorldConfig(),
                    detect_config: detect.DetectConfig = detect.DetectConfig(),
-                   category: Optional[str] = None) -> dict[str, float]:
+                   category: Optional[str] = None, spa_scale: str = "fraction") -> dict[str, float]:
   """All exact rewards and the category score for one (prompt, chain, image).
 
-  `prompt` may be text (parsed with `category`, default "complex") or a `PromptSpec`.
+  `prompt` may be text (parsed with `category`, default "complex") or a `PromptSpec`; `spa_scale`
+  is r_spa's `scale`.
   """
   spec = prompt if isinstance(prompt, PromptSpec) else parse_prompt(
       prompt, category or "complex", world)
   detections = detect.detect_objects(image, world, detect_config)
   return {
       "r_sem": r_sem(spec, chain, world),
-      "r_spa": r_spa(spec, chain, world),
+      "r_spa": r_spa(spec, chain, world, spa_scale),
       "r_ri": r_ri(chain, detections, world),
       "r_pi": r_pi(spec, detections),
       "t2i_score": category_score(spec, detections),

@@ -49,6 +49,28 @@ def test_violated_relation():
   assert oracle.category_score(RED_CIRCLE_LEFT, above) == 0.0
 
 
+def test_r_spa_rubric_reads_the_judge_bands_exactly():
+  left, right = (100, 400, 300, 600), (600, 400, 800, 600)
+  good = _chain(_obj("circle", "red", left), _obj("square", "blue", right))
+  swapped = _chain(_obj("circle", "red", right), _obj("square", "blue", left))
+  assert oracle.r_spa(RED_CIRCLE_LEFT, good, scale="rubric") == 1.0  # 10 of 1-10
+  # Contradicts the prompt: 1 + 3 x (2 of 3 checks) = 3 on 1-10, rescaled as the judge's answer is.
+  assert oracle.r_spa(RED_CIRCLE_LEFT, swapped, scale="rubric") == pytest.approx(2 / 9)
+  # An object missing: 1 + 3 x (1 of 3) = 2.
+  assert oracle.r_spa(RED_CIRCLE_LEFT, _chain(_obj("circle", "red", left)), scale="rubric") == pytest.approx(1 / 9)
+  # Relations partly right (counts hold, one of two relations): 5 + 2 x 1/2 = 6.
+  two = prompts.PromptSpec(
+      groups=RED_CIRCLE_LEFT.groups + (prompts.ObjectSpec("cross", "green", None, 1),),
+      relations=RED_CIRCLE_LEFT.relations + (prompts.Relation(subject=2, relation="above", object=0),),
+      category="complex")
+  partly = _chain(_obj("circle", "red", left), _obj("square", "blue", right),
+                  _obj("cross", "green", (100, 800, 300, 990)))
+  assert oracle.r_spa(two, partly) == pytest.approx(4 / 5)
+  assert oracle.r_spa(two, partly, scale="rubric") == pytest.approx(5 / 9)
+  with pytest.raises(ValueError, match="exact_spa"):
+    oracle.r_spa(RED_CIRCLE_LEFT, good, scale="bands")
+
+
 def test_wrong_colour():
   spec = prompts.parse_prompt("a red circle and a blue square", "color")
   objs = [_obj("circle", "green", (100, 100, 300, 300)),
