@@ -26,7 +26,6 @@ import time
 
 import jax
 from absl import app, flags
-from ml_collections import ConfigDict
 from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -36,7 +35,6 @@ from gotr1_jax.eval import paired, shapes_eval  # noqa: E402
 from gotr1_jax.metrics import image_grid  # noqa: E402
 from gotr1_jax.pretrain import sft_policy  # noqa: E402
 from gotr1_jax.rl.report import grid_rows  # noqa: E402
-from gotr1_jax.rl.shapes_world import shipped_checkpoint  # noqa: E402
 from gotr1_jax.sampling.janus_generate import generator_from_checkpoint  # noqa: E402
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -64,13 +62,8 @@ def load_policy(checkpoint: str, generation, run_config, workdir: str):
   if run_config is None:
     raise ValueError("--workdir needs --run_config, the config the run was trained with "
                      "(e.g. --run_config configs/shapes_demo.py).")
-  from gotr1_jax.rl import trainer
-  config = ConfigDict(run_config.to_dict())
-  config.reward.kind, config.task.reward_fn = "function", "oracle"  # only the policy is needed, not its judge
-  _, params, step = trainer.trained_policy(config, workdir)
-  start = config.task.policy_checkpoint or shipped_checkpoint("policy")
-  generator, _, vq_params = generator_from_checkpoint(start, dict(generation=generation),
-                                                      config.task.get("tokenizer") or None)
+  from gotr1_jax.rl.export import trained_janus
+  generator, params, vq_params, step = trained_janus(run_config, workdir, generation)
   return generator, params, vq_params, f"{workdir} (step {step})"
 
 

@@ -78,6 +78,22 @@ def test_two_steps_then_resume(policy_dir, tmp_path):
            for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(base))]
   assert (step, zero) == (3, 0) and max(moved) > 0
 
+  # export_policy writes that policy as a Janus directory; a new run starts from it.
+  from gotr1_jax.rl.export import export_policy
+  from gotr1_jax.sampling.janus_generate import generator_from_checkpoint
+  config = tiny_config(policy_dir, tmp_path / "data", 3)
+  assert export_policy(config, str(workdir), str(tmp_path / "exported")) == 3
+  _, exported, _ = generator_from_checkpoint(str(tmp_path / "exported"), dict(generation=config.generation))
+  config.task.policy_checkpoint = str(tmp_path / "exported")
+  _, restarted, zero = trainer.trained_policy(config, str(tmp_path / "none2"))
+  assert zero == 0
+  for tree in (exported, restarted):
+    assert jax.tree.structure(tree) == jax.tree.structure(params)
+    for a, b in zip(jax.tree.leaves(tree), jax.tree.leaves(params)):
+      np.testing.assert_array_equal(np.asarray(a), np.asarray(b))  # fp32 safetensors: bit-exact
+  with pytest.raises(ValueError, match="holds no checkpoint"):
+    export_policy(config, str(tmp_path / "none3"), str(tmp_path / "nothing"))
+
 
 def test_demo_configs_kl_weights():
   # The measured choices (README): the judge run at 0.1, the exact-reward run at 0.03; args still win.
