@@ -8,6 +8,7 @@ command line of the tools. Config files say *what*; they are small functions of 
 """
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any, Collection, Sequence
 
@@ -105,6 +106,11 @@ _OPTIONAL_NON_NEGATIVE_NUMBERS = ("rl.image_beta",)  # None (unset) or a number
 
 
 _REQUIRED = object()
+
+
+def run_dir(config: ConfigDict, workdir: str | None = None) -> str:
+  """A run's directory: `workdir` when given (the tools' --workdir), else runs/<config.name>."""
+  return workdir or os.path.join("runs", config.get("name", "run"))
 
 
 def get_field(config: ConfigDict, dotted: str, default: Any = _REQUIRED) -> Any:

@@ -41,6 +41,12 @@ def test_good_config_passes_and_presets_resolve():
     config_lib.mesh_config("tp")
 
 
+def test_run_dir_is_the_workdir_given_else_runs_name():
+  config = toy_config()
+  assert config_lib.run_dir(config) == os.path.join("runs", config.name)
+  assert config_lib.run_dir(config, "/tmp/elsewhere") == "/tmp/elsewhere"
+
+
 def _attribute_error(config, dotted):
   node = config
   try:

@@ -29,7 +29,7 @@ def main(argv):
   del argv
   logging.getLogger("absl").setLevel(logging.WARNING)
   config = _CONFIG.value
-  workdir = _WORKDIR.value or os.path.join("runs", config.get("name", "run"))
+  workdir = config_lib.run_dir(config, _WORKDIR.value)
   step = export_policy(config, workdir, _OUT.value)
   print(f"Wrote the policy of {workdir} at step {step} to {_OUT.value}.")
 

@@ -23,7 +23,7 @@ def main(argv):
   del argv
   logging.getLogger("absl").setLevel(logging.WARNING)
   config = _CONFIG.value
-  workdir = _WORKDIR.value or os.path.join("runs", config.get("name", "run"))
+  workdir = config_lib.run_dir(config, _WORKDIR.value)
   last = trainer.train(config, workdir)
   print(f"Done: {workdir} (metrics.csv, tensorboard/, checkpoints/). Last step: "
         + ", ".join(f"{k}={v:.4g}" for k, v in sorted(last.items()) if k.startswith("reward/")))
