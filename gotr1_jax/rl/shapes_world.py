@@ -19,7 +19,7 @@ from ml_collections import ConfigDict
 
 from gotr1_jax import config_lib
 from gotr1_jax.data.shapes_world.detect import label_pixels
-from gotr1_jax.data.shapes_world.oracle import oracle_rewards
+from gotr1_jax.data.shapes_world.oracle import SPA_SCALES, oracle_rewards
 from gotr1_jax.data.shapes_world.prompts import CATEGORIES, parse_prompt
 from gotr1_jax.data.shapes_world.world import WorldConfig
 from gotr1_jax.data.shapes_world.tfds_builder import ShapesSource
@@ -52,7 +52,9 @@ def _checkpoint(path: str, what: str, field: str) -> str:
 
 def oracle_reward_fn(spa_scale: str = "fraction"):
   """fn(RewardBatch) -> the oracle's exact r_sem, r_spa, r_ri, r_pi per sample (and t2i_score);
-  r_spa on `spa_scale` (oracle.r_spa)."""
+  r_spa on `spa_scale` (oracle.r_spa), checked here, before any sample is drawn."""
+  if spa_scale not in SPA_SCALES:
+    raise ValueError(f"config.task.exact_spa={spa_scale!r} must be one of {SPA_SCALES}.")
 
   def fn(batch: RewardBatch) -> dict[str, np.ndarray]:
     cats = batch.categories or ["complex"] * batch.size

@@ -293,6 +293,8 @@ def test_the_oracle_reward_reads_r_spa_on_the_configured_scale():
   fraction = REWARD_FNS["oracle"](task_defaults())(batch)["r_spa"]
   rubric = REWARD_FNS["oracle"](ConfigDict(dict(task_defaults().to_dict(), exact_spa="rubric")))(batch)["r_spa"]
   np.testing.assert_allclose([fraction[0], rubric[0]], [2 / 3, 2 / 9], rtol=1e-6)
+  with pytest.raises(ValueError, match=r"config.task.exact_spa='bands' must be one of \('fraction', 'rubric'\)"):
+    REWARD_FNS["oracle"](ConfigDict(dict(task_defaults().to_dict(), exact_spa="bands")))
 
 
 class _ListSource:
