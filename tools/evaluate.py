@@ -13,7 +13,8 @@ box IoU, the four exact GoT-R1 rewards). Then, with --reliance_batches > 0, how 
 draws from its chain (pretrain/chain_reliance.py: image NLL of val scenes with the true text, the
 shape or colour words permuted, the chains rolled). Writes summary.json, samples.jsonl and grid.png
 to --out. With --workdir it evaluates the newest policy of a GRPO run (LoRA merged into the run's
-starting policy; --run_config is the config the run was trained with). With --compare it also
+starting policy; --run_config is the config the run was trained with; of a run in stages, its last
+stage's policy). With --compare it also
 prints this evaluation beside an earlier summary.json made with the same prompts and seeds, each
 change with its 95% paired-bootstrap interval (eval/paired.py): more samples than a run's own
 report evaluates, when a change is too small for that report to tell from noise.
@@ -63,6 +64,8 @@ def load_policy(checkpoint: str, generation, run_config, workdir: str):
     raise ValueError("--workdir needs --run_config, the config the run was trained with "
                      "(e.g. --run_config configs/shapes_demo.py).")
   from gotr1_jax.rl.export import trained_janus
+  from gotr1_jax.rl.stages import final_stage
+  run_config, workdir = final_stage(run_config, workdir)  # a run in stages ends with its last stage's policy
   generator, params, vq_params, step = trained_janus(run_config, workdir, generation)
   return generator, params, vq_params, f"{workdir} (step {step})"
 

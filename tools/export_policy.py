@@ -5,7 +5,8 @@
   python tools/train.py --config configs/shapes_demo.py --config.task.policy_checkpoint=runs/shapes_spatial/policy
 
 --config is the config the run was trained with (file.py[:args], overrides included), --workdir the
-directory it wrote (default runs/<config.name>). The directory written (DeepSeek's Janus layout, the
+directory it wrote (default runs/<config.name>); of a run in stages (configs/shapes_demo_staged.py)
+it writes the last stage's policy. The directory written (DeepSeek's Janus layout, the
 VQ and the tokenizer, like gotr1_jax/assets/checkpoints/policy) is what tools/generate.py
 --checkpoint, tools/evaluate.py --checkpoint and a later run's task.policy_checkpoint read, so one
 run can start where another ended (gotr1_jax/rl/export.py).
@@ -19,6 +20,7 @@ from absl import app, flags
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from gotr1_jax import config_lib  # noqa: E402
 from gotr1_jax.rl.export import export_policy  # noqa: E402
+from gotr1_jax.rl.stages import final_stage  # noqa: E402
 
 _CONFIG = config_lib.define_config_file("config", None, "The config the run was trained with (file.py[:args]).")
 _WORKDIR = flags.DEFINE_string("workdir", None, "The run's directory (default runs/<config.name>).")
@@ -29,7 +31,7 @@ def main(argv):
   del argv
   logging.getLogger("absl").setLevel(logging.WARNING)
   config = _CONFIG.value
-  workdir = config_lib.run_dir(config, _WORKDIR.value)
+  config, workdir = final_stage(config, config_lib.run_dir(config, _WORKDIR.value))  # a staged run: its last stage
   step = export_policy(config, workdir, _OUT.value)
   print(f"Wrote the policy of {workdir} at step {step} to {_OUT.value}.")
 

@@ -3,7 +3,8 @@
   python tools/train.py --config configs/toy_demo.py [--workdir runs/NAME]
 
 Re-running the same command resumes from the newest checkpoint in the workdir; Ctrl-C saves and
-exits cleanly.
+exits cleanly. A config with `stages` (configs/shapes_demo_staged.py) runs them one after another,
+each in <workdir>/<stage> from the policy the one before ended with (gotr1_jax/rl/stages.py).
 """
 import logging
 import os
@@ -13,7 +14,7 @@ from absl import app, flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from gotr1_jax import config_lib  # noqa: E402
-from gotr1_jax.rl import trainer  # noqa: E402
+from gotr1_jax.rl import stages, trainer  # noqa: E402
 
 _CONFIG = config_lib.define_config_file("config", None, "Path to a config file (file.py[:args]).")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Output directory (default runs/<config.name>).")
@@ -24,8 +25,11 @@ def main(argv):
   logging.getLogger("absl").setLevel(logging.WARNING)
   config = _CONFIG.value
   workdir = config_lib.run_dir(config, _WORKDIR.value)
-  last = trainer.train(config, workdir)
-  print(f"Done: {workdir} (metrics.csv, tensorboard/, checkpoints/). Last step: "
+  if stages.is_staged(config):
+    last, files = stages.train_stages(config, workdir), "report.md; each stage's run in a directory of its own"
+  else:
+    last, files = trainer.train(config, workdir), "metrics.csv, tensorboard/, checkpoints/"
+  print(f"Done: {workdir} ({files}). Last step: "
         + ", ".join(f"{k}={v:.4g}" for k, v in sorted(last.items()) if k.startswith("reward/")))
 
 

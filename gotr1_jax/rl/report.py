@@ -75,24 +75,51 @@ def before_after_table(before: Mapping[str, Any], after: Mapping[str, Any]) -> s
                       intervals=paired.change_intervals(before, after))
 
 
-def write_report(workdir: str, name: str, before: Mapping[str, Any], after: Mapping[str, Any],
-                 curve_keys: Sequence[str] = ("reward/mean",), notes: Sequence[str] = ()) -> str:
-  """report.md: the before/after table, the reward curve and the two grids; returns its path."""
-  curve = reward_curve(workdir, curve_keys)
-  table = before_after_table(before, after)
-  lines = [f"# {name}: what GRPO changed", "",
-           f"Oracle scores on {after.get('num_samples', '?')} samples of fixed val prompts (same prompts "
-           "and seeds before and after).", "", table, "",
-           "The interval is a 95% paired bootstrap over the val prompts (eval/paired.py): a change whose "
-           "interval holds 0 is within evaluation noise. It does not cover the spread between training "
-           "runs with other seeds.", ""]
-  lines += list(notes) + ([""] if notes else [])
-  if curve:
-    lines += ["## Reward during training", "", "![reward curve](report/reward_curve.png)", ""]
-  lines += ["## Samples (one row per prompt, the same prompts and seeds)", "",
-            "| before | after |", "|---|---|",
-            "| ![before](report/eval_before.png) | ![after](report/eval_after.png) |", ""]
+def _table_lines(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[str]:
+  return [f"Oracle scores on {after.get('num_samples', '?')} samples of fixed val prompts (same prompts "
+          "and seeds before and after).", "", before_after_table(before, after), "",
+          "The interval is a 95% paired bootstrap over the val prompts (eval/paired.py): a change whose "
+          "interval holds 0 is within evaluation noise. It does not cover the spread between training "
+          "runs with other seeds.", ""]
+
+
+def _grid_lines(before_png: str, after_png: str) -> list[str]:
+  return ["## Samples (one row per prompt, the same prompts and seeds)", "",
+          "| before | after |", "|---|---|", f"| ![before]({before_png}) | ![after]({after_png}) |", ""]
+
+
+def _write(workdir: str, lines: Sequence[str]) -> str:
   path = os.path.join(workdir, "report.md")
   with open(path, "w") as f:
     f.write("\n".join(lines))
   return path
+
+
+def write_report(workdir: str, name: str, before: Mapping[str, Any], after: Mapping[str, Any],
+                 curve_keys: Sequence[str] = ("reward/mean",), notes: Sequence[str] = ()) -> str:
+  """report.md: the before/after table, the reward curve and the two grids; returns its path."""
+  curve = reward_curve(workdir, curve_keys)
+  lines = [f"# {name}: what GRPO changed", ""] + _table_lines(before, after)
+  lines += list(notes) + ([""] if notes else [])
+  if curve:
+    lines += ["## Reward during training", "", "![reward curve](report/reward_curve.png)", ""]
+  return _write(workdir, lines + _grid_lines("report/eval_before.png", "report/eval_after.png"))
+
+
+def write_staged_report(workdir: str, name: str, before: Mapping[str, Any], after: Mapping[str, Any],
+                        stages: Sequence[tuple[str, str, Mapping[str, Any], Mapping[str, Any]]]) -> str:
+  """report.md of a run in stages (rl/stages.py): the first stage's "before" against the last one's
+  "after", each stage's overall change, its reward curve and report, and the two grids. `stages`:
+  (name, directory relative to `workdir`, its before, its after) in order; returns the path."""
+  lines = [f"# {name}: what GRPO changed over {len(stages)} stages", ""] + _table_lines(before, after)
+  lines += ["## Stages", "", "| stage | steps | overall before | overall after | change | report |",
+            "|---|---|---|---|---|---|"]
+  for stage, rel, b, a in stages:
+    lines.append(f"| {stage} | {a['step']} | {b['overall']:.3f} | {a['overall']:.3f} | "
+                 f"{a['overall'] - b['overall']:+.3f} | [{rel}/report.md]({rel}/report.md) |")
+  lines.append("")
+  for stage, rel, _, _ in stages:
+    if os.path.exists(os.path.join(workdir, rel, "report", "reward_curve.png")):
+      lines += [f"Reward during stage {stage}:", "", f"![{stage} reward curve]({rel}/report/reward_curve.png)", ""]
+  return _write(workdir, lines + _grid_lines(f"{stages[0][1]}/report/eval_before.png",
+                                             f"{stages[-1][1]}/report/eval_after.png"))

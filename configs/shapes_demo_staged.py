@@ -1,0 +1,37 @@
+"""The main job in two stages: a layout stage (configs/shapes_spatial.py), then configs/shapes_demo.py from its policy.
+
+  python tools/train.py --config configs/shapes_demo_staged.py          # runs/shapes_demo_staged
+  python tools/train.py --config configs/shapes_demo_staged.py:layout_steps=60,steps=100,seed=1
+  python tools/evaluate.py --reliance_batches 0 --run_config configs/shapes_demo_staged.py \\
+      --workdir runs/shapes_demo_staged --compare runs/eval/sft/summary.json   # 1,200 val samples
+
+Stage `layout` (runs/shapes_demo_staged/layout/): `layout_steps` of GRPO on GoT-R1's exact R_spa
+alone, the oracle's rule over the chain's boxes, on spatial prompts, with the loss on the chain
+(configs/shapes_spatial.py). Stage `demo` (runs/shapes_demo_staged/demo/): `steps` of the main job,
+judged by the shipped judge on GoT-R1's four rewards as their product (configs/shapes_demo.py),
+from the layout stage's policy (LoRA merged, a fresh LoRA and optimizer, the KL to that policy).
+gotr1_jax/rl/stages.py runs them; re-running resumes. The run ends with report.md: the SFT start
+against the end of both, and each stage's change. Any stage field can be overridden:
+`--config.stages.demo.rl.beta=0.05`.
+
+Why: within GoT-R1's product a wrong layout keeps 5/6 of its reward and the tiny judge cannot read
+layouts, so `make demo` alone does not raise 2D-spatial clearly; a layout stage first does
+(README, "Does GRPO raise the scores?"; docs/shapes_findings.md, "A layout stage, then the demo").
+Run as three commands with tools/export_policy.py between them, 60 + 100 steps raised spatial by
++0.065, +0.070 and +0.075 (seeds 0, 1, 2, each clear of 0 on 1,200 paired val samples) and overall
+by +0.018, +0.030 and +0.037; the attribute categories moved within their noise but once (color,
+seed 2). Where GoT-R1 asks its judge for R_spa, the layout stage uses the rule: a choice made here.
+"""
+from ml_collections import ConfigDict
+
+from configs import shapes_demo, shapes_spatial
+from gotr1_jax import config_lib
+
+
+def get_config(arg: str | None = None):
+  a = config_lib.parse_arg(arg, layout_steps=60, steps=100, seed=0)
+  return ConfigDict(dict(
+      name="shapes_demo_staged",
+      stage_order=("layout", "demo"),
+      stages=dict(layout=shapes_spatial.get_config(f"steps={a.layout_steps},seed={a.seed}"),
+                  demo=shapes_demo.get_config(f"steps={a.steps},seed={a.seed}"))))
