@@ -149,5 +149,6 @@ def _write_report(config: ConfigDict, workdir: str, runs) -> None:
     return
   stages = [(name, os.path.relpath(directory, workdir), report.load_eval(directory, "before"),
              report.load_eval(directory, "after")) for name, _, directory in runs]
+  after = dict(after, step=sum(a["step"] for _, _, _, a in stages))  # steps of all stages
   path = report.write_staged_report(workdir, config.get("name", "run"), before, after, stages)
   tqdm.write(f"\nBefore / after all {len(runs)} stages ({path}):\n" + report.before_after_table(before, after))

@@ -57,7 +57,7 @@ def test_two_stages_then_resume(policy_dir, tmp_path):
 
   # The staged report: the first stage's start against the last one's end, and each stage's change.
   report = (workdir / "report.md").read_text()
-  assert "over 2 stages" in report and "| oracle score | before (step 0) | after (step 2) |" in report
+  assert "over 2 stages" in report and "| oracle score | before (step 0) | after (step 3) |" in report
   b, a = load(first, "before"), load(second, "after")
   assert f"| demo | 2 | {load(first, 'after')['overall']:.3f} | {a['overall']:.3f} |" in report
   assert f"| layout | 1 | {b['overall']:.3f} |" in report
