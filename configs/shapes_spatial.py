@@ -12,8 +12,9 @@ samples: spatial 0.095 -> 0.185 (change +0.090 [+0.030, +0.160]), numeracy +0.05
 overall +0.024 [+0.005, +0.043], valid chains unchanged. The chain put the two objects in the asked
 relation 97% of the time, up from 54%.
 As a first stage (`:steps=60`, its policy written with tools/export_policy.py, then 100 steps of
-configs/shapes_demo.py from it) spatial rose +0.065, +0.070 and +0.075 with three seeds, each clear of
-0, and overall +0.018, +0.030 and +0.037 (docs/shapes_findings.md, "A layout stage, then the demo").
+configs/shapes_demo.py from it; configs/shapes_demo_staged.py runs the pair as one command) spatial
+rose +0.065, +0.070, +0.075 and +0.090 with four seeds, each clear of 0, and overall +0.018, +0.030,
++0.037 and +0.024 (docs/shapes_findings.md, "A layout stage, then the demo").
 """
 from configs import shapes_demo_oracle
 
