@@ -6,7 +6,8 @@ Ctrl-C safe, its own report), from stage k-1's newest policy written as a Janus 
 (`<workdir>/<name of k-1>/policy`, rl/export.py) with a fresh LoRA, optimizer and KL reference. Stage
 k's "before" evaluation is stage k-1's "after" one (the same policy, prompts and seeds) when the two
 evaluate alike, so it is not run twice. The staged run ends with `<workdir>/report.md`: the first
-stage's "before" against the last stage's "after", and each stage's own change.
+stage's "before" against the last stage's "after", and each stage's own change. Stages are
+ShapesWorld runs (task `shapes_world`): their policy is a Janus directory, their end an evaluation.
 
   python tools/train.py --config configs/shapes_demo_staged.py                  # runs/shapes_demo_staged
   python tools/train.py --config configs/shapes_demo_staged.py --config.stages.demo.rl.steps=120
@@ -48,6 +49,11 @@ def stage_runs(config: ConfigDict, workdir: str) -> list[tuple[str, ConfigDict, 
   names = tuple(config.stages.keys())
   if sorted(order) != sorted(names) or not order:
     raise ValueError(f"config.stage_order={order!r} must name each of config.stages ({sorted(names)}) once.")
+  for name in order:
+    if config.stages[name].task.name != "shapes_world":
+      raise ValueError(f"config.stages.{name}.task.name={config.stages[name].task.name!r}: runs in stages need "
+                       "the 'shapes_world' task (a stage's policy is passed on as a Janus directory and its end "
+                       "found by its evaluation); train other tasks as single runs.")
   return [(name, config.stages[name], os.path.join(workdir, name)) for name in order]
 
 

@@ -75,12 +75,16 @@ def test_two_stages_then_resume(policy_dir, tmp_path):
     stages.train_stages(staged(policy_dir, tmp_path / "data", first_steps=2), str(workdir))
 
 
-def test_stage_order_must_name_each_stage():
+def test_stage_order_must_name_each_stage_and_stages_are_shapes_world_runs():
   config = shapes_demo_staged.get_config()
   config.stage_order = ("layout",)
   with pytest.raises(ValueError, match="must name each of config.stages"):
     stages.stage_runs(config, "runs/x")
   assert stages.final_stage(shapes_demo.get_config(), "runs/x")[1] == "runs/x"  # a single run is itself
+  config = shapes_demo_staged.get_config()
+  config.stages.demo.task.name = "toy"
+  with pytest.raises(ValueError, match="need the 'shapes_world' task"):
+    stages.stage_runs(config, "runs/x")
 
 
 def test_staged_demo_is_the_measured_pair():
