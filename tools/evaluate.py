@@ -14,10 +14,10 @@ draws from its chain (pretrain/chain_reliance.py: image NLL of val scenes with t
 shape or colour words permuted, the chains rolled). Writes summary.json, samples.jsonl and grid.png
 to --out. With --workdir it evaluates the newest policy of a GRPO run (LoRA merged into the run's
 starting policy; --run_config is the config the run was trained with; of a run in stages, its last
-stage's policy). With --compare it also
-prints this evaluation beside an earlier summary.json made with the same prompts and seeds, each
-change with its 95% paired-bootstrap interval (eval/paired.py): more samples than a run's own
-report evaluates, when a change is too small for that report to tell from noise.
+stage's policy). With --compare it also prints this evaluation beside an earlier summary.json made
+with the same prompts and seeds, each change with its 95% paired-bootstrap interval
+(eval/paired.py): more samples than a run's own report evaluates, when a change is too small for
+that report to tell from noise.
 """
 import json
 import logging

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
@@ -31,17 +32,30 @@ def grid_rows(num_prompts: int, samples: int, rows: int = GRID_PROMPTS) -> list[
   return [int(p) * samples + k for p in picks for k in range(samples)]
 
 
+def _write_summary(workdir: str, tag: str, summary: Mapping[str, Any]) -> None:
+  with open(os.path.join(report_dir(workdir), f"eval_{tag}.json"), "w") as f:
+    json.dump(summary, f, indent=2)
+
+
 def save_eval(workdir: str, tag: str, step: int, result: Any, samples: int) -> dict[str, Any]:
   """Writes eval_<tag>.json and eval_<tag>.png; returns the summary (with the step)."""
   os.makedirs(report_dir(workdir), exist_ok=True)
   summary = dict(result.summary(), step=int(step))
-  with open(os.path.join(report_dir(workdir), f"eval_{tag}.json"), "w") as f:
-    json.dump(summary, f, indent=2)
+  _write_summary(workdir, tag, summary)
   images = np.asarray(result.images)
   idx = grid_rows(images.shape[0] // samples, samples)
   Image.fromarray(image_grid([images[i] for i in idx], ncols=samples)).save(
       os.path.join(report_dir(workdir), f"eval_{tag}.png"))
   return summary
+
+
+def copy_eval(source: str, source_tag: str, target: str, target_tag: str, step: int) -> None:
+  """Another run's evaluation (its eval_<source_tag>.json and .png) as this run's eval_<target_tag>,
+  at `step`: the grid first, the summary last, whose presence says the evaluation is there."""
+  os.makedirs(report_dir(target), exist_ok=True)
+  shutil.copyfile(os.path.join(report_dir(source), f"eval_{source_tag}.png"),
+                  os.path.join(report_dir(target), f"eval_{target_tag}.png"))
+  _write_summary(target, target_tag, dict(load_eval(source, source_tag), step=int(step)))
 
 
 def load_eval(workdir: str, tag: str) -> Optional[dict[str, Any]]:

@@ -16,15 +16,14 @@ Re-running the command resumes the unfinished stage; finished stages are skipped
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
-import shutil
 from typing import Any
 
 from ml_collections import ConfigDict
 from tqdm import tqdm
 
+from gotr1_jax import config_lib
 from gotr1_jax.rl import report, trainer
 from gotr1_jax.rl.export import export_policy
 
@@ -64,7 +63,7 @@ def final_stage(config: ConfigDict, workdir: str) -> tuple[ConfigDict, str]:
   if not is_staged(config):
     return config, workdir
   runs = stage_runs(config, workdir)
-  name, stage, directory = runs[-1]
+  _, stage, directory = runs[-1]
   return _started(stage, runs[-2][2] if len(runs) > 1 else None), directory
 
 
@@ -125,36 +124,25 @@ def _export(stage: ConfigDict, directory: str, next_directory: str) -> None:
 
 
 def _eval_settings(config: ConfigDict) -> list[Any]:
-  out = []
-  for dotted in _EVAL_FIELDS:
-    node: Any = config
-    for part in dotted.split("."):
-      node = node.get(part) if isinstance(node, ConfigDict) else None
-    out.append(node.to_dict() if isinstance(node, ConfigDict) else node)
-  return out
+  fields = [config_lib.get_field(config, dotted, None) for dotted in _EVAL_FIELDS]
+  return [f.to_dict() if isinstance(f, ConfigDict) else f for f in fields]
 
 
 def _share_evaluation(previous: ConfigDict, stage: ConfigDict, previous_dir: str, directory: str) -> None:
-  """Copies the previous stage's "after" evaluation as this stage's "before" one when both evaluate
-  alike (then it is the same evaluation of the same policy); otherwise the stage runs its own."""
-  if _eval_settings(previous) != _eval_settings(stage) or report.load_eval(directory, "before") is not None:
-    return
-  source, target = report.report_dir(previous_dir), report.report_dir(directory)
-  os.makedirs(target, exist_ok=True)
-  shutil.copyfile(os.path.join(source, "eval_after.png"), os.path.join(target, "eval_before.png"))
-  summary = dict(report.load_eval(previous_dir, "after"), step=0)  # this stage's step 0
-  with open(os.path.join(target, "eval_before.json"), "w") as f:  # last: its presence says the evaluation is there
-    json.dump(summary, f, indent=2)
+  """Copies the previous stage's "after" evaluation as this stage's "before" one (its step 0) when
+  both evaluate alike (then it is the same evaluation of the same policy); otherwise the stage runs
+  its own."""
+  if _eval_settings(previous) == _eval_settings(stage) and report.load_eval(directory, "before") is None:
+    report.copy_eval(previous_dir, "after", directory, "before", step=0)
 
 
 def _write_report(config: ConfigDict, workdir: str, runs) -> None:
-  before = report.load_eval(runs[0][2], "before")
-  after = report.load_eval(runs[-1][2], "after")
-  if before is None or after is None:
-    log.warning("A stage of %s has no before/after evaluation (its task evaluates nothing); no report.", workdir)
-    return
   stages = [(name, os.path.relpath(directory, workdir), report.load_eval(directory, "before"),
              report.load_eval(directory, "after")) for name, _, directory in runs]
+  before, after = stages[0][2], stages[-1][3]
+  if before is None or after is None:
+    log.warning("A stage of %s lacks its before/after evaluation file (report/eval_*.json); no report.", workdir)
+    return
   after = dict(after, step=sum(a["step"] for _, _, _, a in stages))  # steps of all stages
   path = report.write_staged_report(workdir, config.get("name", "run"), before, after, stages)
   tqdm.write(f"\nBefore / after all {len(runs)} stages ({path}):\n" + report.before_after_table(before, after))
