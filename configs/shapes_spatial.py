@@ -6,7 +6,9 @@
 
 configs/shapes_demo_oracle.py (the oracle's exact rewards, beta 0.03) with R_spa as the only reward
 (`weighted_sum` with the other weights 0), train prompts of the spatial category only, and the loss
-on the chain's tokens only (both parts are still sampled; the image follows the chain's boxes).
+on the chain's tokens only. As neither the loss nor the reward reads an image, the rollouts draw
+chains only (`task.sample_images=False`: the same chains, loss and KL, without the image phase and
+the VQ decode); the evaluations before and after still draw images.
 Measured from the shipped 4-round SFT policy (docs/shapes_findings.md), on 1,200 paired val
 samples: spatial 0.095 -> 0.185 (change +0.090 [+0.030, +0.160]), numeracy +0.057 [+0.013, +0.105],
 overall +0.024 [+0.005, +0.043], valid chains unchanged. The chain put the two objects in the asked
@@ -27,4 +29,5 @@ def get_config(arg: str | None = None):
   config.reward.weights.update(dict(r_sem=0.0, r_spa=1.0, r_ri=0.0, r_pi=0.0))
   config.task.train_categories = ("spatial",)
   config.task.loss_tokens = "chain"
+  config.task.sample_images = False  # nothing here reads an image: chains only (evaluations still draw them)
   return config

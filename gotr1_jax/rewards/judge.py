@@ -30,7 +30,7 @@ class RewardBatch:
 
   prompts: list[str]  # [B] the prompt of each sample (repeated within its group)
   chains: list[str]  # [B] the generated reasoning chain text
-  images: np.ndarray  # [B, H, W, 3] uint8 generated images
+  images: Optional[np.ndarray]  # [B, H, W, 3] uint8 generated images; None: chains only (no image sampled)
   group_size: int
   categories: Optional[list[str]] = None  # [B] e.g. T2I-CompBench category, for function rewards
 
@@ -38,9 +38,10 @@ class RewardBatch:
     b = len(self.prompts)
     if len(self.chains) != b:
       raise ValueError(f"RewardBatch has {b} prompts but {len(self.chains)} chains; pass one chain per sample.")
-    images = np.asarray(self.images)
-    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[0] != b or images.shape[-1] != 3:
-      raise ValueError(f"RewardBatch.images must be uint8 [B={b}, H, W, 3]; got {images.dtype} "
+    images = None if self.images is None else np.asarray(self.images)
+    if images is not None and (images.dtype != np.uint8 or images.ndim != 4 or images.shape[0] != b
+                               or images.shape[-1] != 3):
+      raise ValueError(f"RewardBatch.images must be uint8 [B={b}, H, W, 3] (or None); got {images.dtype} "
                        f"{images.shape}. Convert with np.clip(x, 0, 255).astype(np.uint8).")
     if not isinstance(self.group_size, int) or self.group_size < 1 or b % self.group_size:
       raise ValueError(f"RewardBatch.group_size={self.group_size!r} must be a positive int dividing B={b}.")
@@ -175,6 +176,9 @@ class JudgeRewardModel:
                         [fit_image(np.asarray(im), self.image_size) for im in images])
 
   def score(self, batch: RewardBatch) -> dict[str, Any]:
+    if batch.images is None:
+      raise ValueError("GoT-R1's judge rewards read the generated images, but this batch has none; set "
+                       "config.task.sample_images=True (chains-only rollouts need a reward of the chain alone).")
     parses = [parse_chain_stats(c) for c in batch.chains]
     objects = [p.objects for p in parses]
     images = [fit_image(np.asarray(im), self.image_size) for im in batch.images]

@@ -14,7 +14,10 @@ The batch follows rl/rollout.py's conventions (see train_step.py), plus `is_imag
     tempered distribution the codes were drawn from), 0 elsewhere. Logging only: the loss recomputes.
 
 `loss_tokens` narrows the loss mask for diagnosis: "all" (GoT-R1: chain and image tokens), "chain"
-or "image" (the other part is still sampled and rewarded, but not trained).
+or "image" (the other part is still sampled and rewarded, but not trained). With loss_tokens
+"chain", `images=False` samples no images at all (a run whose reward reads the chain alone): the
+batch then ends at <begin_of_image> (T = P2, no image columns) and the chains, their loss and KL
+are those of the same rollout with images.
 """
 from __future__ import annotations
 
@@ -93,9 +96,10 @@ def janus_logps_fn(policy: JanusPolicy) -> LogpsFn:
 
 
 def janus_rollout(generator: JanusGenerator, params: Any, vq_params: Any, prompts: Sequence[str],
-                  rng: jax.Array, loss_tokens: str = "all") -> Rollout:
-  """One sample per row of `prompts` (the trainer repeats each prompt group_size times)."""
-  b = generator.generate_batch(params, vq_params, prompts, rng, num_samples=1)
+                  rng: jax.Array, loss_tokens: str = "all", images: bool = True) -> Rollout:
+  """One sample per row of `prompts` (the trainer repeats each prompt group_size times); with
+  images=False, chains only (extras["images"] is None)."""
+  b = generator.generate_batch(params, vq_params, prompts, rng, num_samples=1, images=images)
   completions = [list(c[:len(c) - int(cap)]) + t.tolist()  # sampled chain ids, then image code ids
                  for c, cap, t in zip(b.chain_ids, b.chain_capped, b.image_tokens)]
   extras = dict(prompts=b.prompts, chains=b.chains, samples=b.samples(), images=b.images,
@@ -103,8 +107,11 @@ def janus_rollout(generator: JanusGenerator, params: Any, vq_params: Any, prompt
   return Rollout(batch=layout_janus_batch(b, loss_tokens), completions=completions, extras=extras)
 
 
-def make_janus_rollout(generator: JanusGenerator, vq_params: Any,
-                       loss_tokens: str = "all") -> Callable[[Any, Sequence[str], jax.Array], Rollout]:
+def make_janus_rollout(generator: JanusGenerator, vq_params: Any, loss_tokens: str = "all",
+                       images: bool = True) -> Callable[[Any, Sequence[str], jax.Array], Rollout]:
   """Task.rollout for a Janus policy: (policy params, prompts, rng) -> Rollout; the VQ is frozen."""
   check_loss_tokens(loss_tokens)
-  return lambda params, prompts, rng: janus_rollout(generator, params, vq_params, prompts, rng, loss_tokens)
+  if not images and loss_tokens != "chain":
+    raise ValueError(f"config.task.sample_images=False leaves no image tokens for loss_tokens={loss_tokens!r} "
+                     "to train; set config.task.loss_tokens='chain' or sample_images=True.")
+  return lambda params, prompts, rng: janus_rollout(generator, params, vq_params, prompts, rng, loss_tokens, images)

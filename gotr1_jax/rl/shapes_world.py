@@ -8,6 +8,8 @@ on the four GoT-R1 questions; kind "function": `task.reward_fn`, by default the 
 versions of the same four, or "color_share", a dense check that the GRPO path learns at all) and
 the oracle evaluation on fixed val prompts. With `task.log_oracle` the oracle also scores every
 training sample, so a judge-reward run logs how the exact rewards moved (`oracle/*`).
+`task.sample_images=False` draws chains only, for a run whose loss and reward read nothing else
+(`check_chain_only` says which runs those are); its evaluations still draw images.
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from ml_collections import ConfigDict
 
 from gotr1_jax import config_lib
 from gotr1_jax.data.shapes_world.detect import label_pixels
-from gotr1_jax.data.shapes_world.oracle import SPA_SCALES, oracle_rewards
+from gotr1_jax.data.shapes_world.oracle import SPA_SCALES, oracle_rewards, r_sem, r_spa
 from gotr1_jax.data.shapes_world.prompts import CATEGORIES, parse_prompt
 from gotr1_jax.data.shapes_world.world import WorldConfig
 from gotr1_jax.data.shapes_world.tfds_builder import ShapesSource
@@ -52,14 +54,20 @@ def _checkpoint(path: str, what: str, field: str) -> str:
 
 def oracle_reward_fn(spa_scale: str = "fraction"):
   """fn(RewardBatch) -> the oracle's exact r_sem, r_spa, r_ri, r_pi per sample (and t2i_score);
-  r_spa on `spa_scale` (oracle.r_spa), checked here, before any sample is drawn."""
+  r_spa on `spa_scale` (oracle.r_spa), checked here, before any sample is drawn. A batch without
+  images gets r_sem and r_spa alone."""
   if spa_scale not in SPA_SCALES:
     raise ValueError(f"config.task.exact_spa={spa_scale!r} must be one of {SPA_SCALES}.")
 
   def fn(batch: RewardBatch) -> dict[str, np.ndarray]:
     cats = batch.categories or ["complex"] * batch.size
-    rows = [oracle_rewards(parse_prompt(p, c), chain, im, spa_scale=spa_scale) for p, c, chain, im in
-            zip(batch.prompts, cats, batch.chains, batch.images)]
+    specs = [parse_prompt(p, c) for p, c in zip(batch.prompts, cats)]
+    if batch.images is None:  # chains only: the two rewards of the chain
+      return {"r_sem": np.asarray([r_sem(s, chain) for s, chain in zip(specs, batch.chains)], np.float32),
+              "r_spa": np.asarray([r_spa(s, chain, scale=spa_scale) for s, chain in zip(specs, batch.chains)],
+                                  np.float32)}
+    rows = [oracle_rewards(s, chain, im, spa_scale=spa_scale) for s, chain, im in
+            zip(specs, batch.chains, batch.images)]
     return {k: np.asarray([r[k] for r in rows], np.float32) for k in EXACT + ("t2i_score",)}
 
   return fn
@@ -149,6 +157,26 @@ def _reward_model(config: ConfigDict):
   return judge_reward_model(config)
 
 
+def check_chain_only(config: ConfigDict) -> None:
+  """Raises naming the fix unless a run that samples no images (task.sample_images=False) can: its
+  loss on the chain alone, and its reward the oracle's chain rewards (R_sem, R_spa) as a weighted sum
+  that weighs nothing else."""
+  t, r = config.task, config.reward
+  fix = "; or set config.task.sample_images=True."
+  if t.get("loss_tokens", "all") != "chain":
+    raise ValueError("config.task.sample_images=False needs config.task.loss_tokens='chain' (there are no "
+                     f"image tokens to train), not {t.get('loss_tokens', 'all')!r}" + fix)
+  if r.kind != "function" or t.get("reward_fn", "oracle") != "oracle":
+    raise ValueError("config.task.sample_images=False needs a reward of the chain alone: config.reward.kind="
+                     f"'function' with config.task.reward_fn='oracle' (this run has {r.kind!r}, "
+                     f"{t.get('reward_fn', 'oracle')!r}; the judge and the other functions read images)" + fix)
+  image_weights = {k: r.weights[k] for k in ("r_ri", "r_pi") if r.weights.get(k, 0.0)}
+  if r.combine != "weighted_sum" or image_weights:
+    raise ValueError("config.task.sample_images=False needs config.reward.combine='weighted_sum' with "
+                     f"weights.r_ri = weights.r_pi = 0 (this run has {r.combine!r}, {image_weights or 'no'} image "
+                     "weights): R_RI and R_PI read the image" + fix)
+
+
 class PromptStream:
   """The trainer's PromptSource over a ShapesSource: {'prompt', 'category'} dicts, resumable.
 
@@ -195,7 +223,10 @@ def build(config: ConfigDict) -> Task:
                         fields=("prompt", "category"))
   reward_model = _reward_model(config)
   exact = oracle_reward_fn() if t.log_oracle and config.reward.kind != "function" else None
-  rollout_fn = make_janus_rollout(generator, vq_params, t.get("loss_tokens", "all"))
+  images = bool(t.get("sample_images", True))
+  if not images:
+    check_chain_only(config)
+  rollout_fn = make_janus_rollout(generator, vq_params, t.get("loss_tokens", "all"), images)
   specs = shapes_eval.eval_prompts(t.eval_split, int(t.eval_prompts_per_category))
 
   def init_params(rng):
@@ -209,7 +240,7 @@ def build(config: ConfigDict) -> Task:
 
   def reward_fn(rows: Sequence[Mapping[str, str]], r) -> dict[str, Any]:
     batch = RewardBatch(prompts=[x["prompt"] for x in rows], chains=list(r.extras["chains"]),
-                        images=np.asarray(r.extras["images"]), group_size=int(config.rl.group_size),
+                        images=r.extras["images"], group_size=int(config.rl.group_size),
                         categories=[x["category"] for x in rows])
     out = dict(reward_model.score(batch))
     if exact is not None:  # judge rewards: the exact ones beside them, for fidelity
@@ -237,6 +268,9 @@ def task_defaults() -> ConfigDict:
       reward_fn="oracle",
       train_categories=(),  # () = every category; e.g. ("spatial",) trains on spatial prompts only
       loss_tokens="all",  # GoT-R1's loss over chain and image tokens; "chain" / "image" train one part (diagnosis)
+      # False: chains only, no image phase or VQ decode (needs loss_tokens "chain" and the oracle's
+      # chain rewards alone, check_chain_only); evaluations still draw images
+      sample_images=True,
       # the oracle's exact R_spa: "fraction" of counts and relations held, or "rubric", the judge's
       # 1-10 bands read exactly (data/shapes_world/oracle.r_spa)
       exact_spa="fraction",

@@ -137,7 +137,7 @@ class JanusSample:
   chain_capped: bool  # the cap was hit: <begin_of_image> was appended, not sampled
   image_tokens: np.ndarray  # [num_image_tokens] VQ code ids, row-major grid
   image_logps: np.ndarray  # [num_image_tokens] log-probs under the sampled (CFG, tempered) distribution
-  image: np.ndarray  # [H, W, 3] uint8
+  image: Optional[np.ndarray]  # [H, W, 3] uint8; None when the images were not sampled
 
 
 @dataclasses.dataclass
@@ -152,16 +152,17 @@ class JanusBatch:
   chains: list[str]  # [R] decoded chain text
   image_prompt_tokens: np.ndarray  # [R, P2] phase 2's conditional rows: left-padded prompt + chain
   image_prompt_mask: np.ndarray  # [R, P2]
-  image_tokens: np.ndarray  # [R, num_image_tokens]
-  image_logps: np.ndarray  # [R, num_image_tokens]
-  images: np.ndarray  # [R, H, W, 3] uint8
+  image_tokens: np.ndarray  # [R, num_image_tokens] ([R, 0] when the images were not sampled)
+  image_logps: np.ndarray  # [R, num_image_tokens] ([R, 0] likewise)
+  images: Optional[np.ndarray]  # [R, H, W, 3] uint8; None when the images were not sampled
 
   def samples(self) -> list[JanusSample]:
     return [JanusSample(prompt=p, chain=c, objects=parse_chain(c), chain_ids=ids, chain_logps=lp,
                         chain_capped=bool(cap), image_tokens=tok, image_logps=ilp, image=img)
             for p, c, ids, lp, cap, tok, ilp, img in zip(
                 self.prompts, self.chains, self.chain_ids, self.chain_logps, self.chain_capped,
-                self.image_tokens, self.image_logps, self.images)]
+                self.image_tokens, self.image_logps,
+                [None] * len(self.prompts) if self.images is None else self.images)]
 
 
 def unconditional_rows(seqs: Sequence[Sequence[int]], pad_id: int) -> list[list[int]]:
@@ -204,20 +205,30 @@ class JanusGenerator:
     return self.generate_batch(params, vq_params, prompts, rng, num_samples).samples()
 
   def generate_batch(self, params: Any, vq_params: Any, prompts: Sequence[str], rng: jax.Array,
-                     num_samples: int = 1) -> JanusBatch:
-    """Runs both phases and the VQ decoder on `prompts`, each repeated `num_samples` times."""
+                     num_samples: int = 1, images: bool = True) -> JanusBatch:
+    """Runs both phases and the VQ decoder on `prompts`, each repeated `num_samples` times.
+
+    images=False stops after phase 1 (for a run whose loss and reward read the chain alone): the
+    chains are those images=True draws from the same rng; image_tokens/image_logps are [R, 0] and
+    images None."""
     if num_samples < 1 or not prompts:
       raise ValueError(f"need at least one prompt and num_samples >= 1, got {len(prompts)} and {num_samples}.")
     rows = [p for p in prompts for _ in range(num_samples)]
     prompt_ids = [self.tokenize(p) for p in rows]
     text_rng, image_rng = jax.random.split(rng)
     chain_ids, chain_logps, capped = self.sample_chains(params, prompt_ids, text_rng)
-    tokens, mask, image_tokens, image_logps = self.sample_images(params, prompt_ids, chain_ids, image_rng)
+    if images:
+      tokens, mask, image_tokens, image_logps = self.sample_images(params, prompt_ids, chain_ids, image_rng)
+      pixels = self.decode_images(vq_params, image_tokens)
+    else:
+      tokens, mask = self.condition_rows(prompt_ids, chain_ids)
+      image_tokens, image_logps = np.zeros((len(rows), 0), np.int32), np.zeros((len(rows), 0), np.float32)
+      pixels = None
     return JanusBatch(
         prompts=rows, prompt_ids=prompt_ids, chain_ids=chain_ids, chain_logps=chain_logps,
         chain_capped=capped, chains=[self.decode_chain(c) for c in chain_ids],
         image_prompt_tokens=tokens, image_prompt_mask=mask, image_tokens=image_tokens,
-        image_logps=image_logps, images=self.decode_images(vq_params, image_tokens))
+        image_logps=image_logps, images=pixels)
 
   # ---- the phases -------------------------------------------------------------------------
   def sample_chains(self, params: Any, prompt_ids: Sequence[Sequence[int]],
@@ -237,15 +248,20 @@ class JanusGenerator:
   def sample_images(self, params: Any, prompt_ids: Sequence[Sequence[int]],
                     chain_ids: Sequence[Sequence[int]], rng: jax.Array):
     """Phase 2: (cond prompt tokens [R, P2], mask [R, P2], image tokens [R, N], log-probs [R, N])."""
-    seqs = [list(p) + list(c) for p, c in zip(prompt_ids, chain_ids)]
-    length = bucket_length(max(len(s) for s in seqs), self.config.image_prompt_buckets)
-    tokens, mask = left_pad(seqs, length, self.ids.pad)
+    tokens, mask = self.condition_rows(prompt_ids, chain_ids)
     rows_tokens, rows_mask = tokens, mask
     if self.config.use_cfg:
-      uncond, _ = left_pad(unconditional_rows(seqs, self.ids.pad), length, self.ids.pad)
+      seqs = [list(p) + list(c) for p, c in zip(prompt_ids, chain_ids)]
+      uncond, _ = left_pad(unconditional_rows(seqs, self.ids.pad), tokens.shape[1], self.ids.pad)
       rows_tokens, rows_mask = np.concatenate([tokens, uncond]), np.concatenate([mask, mask])
     out = jax.device_get(self.image_sampler(params, rows_tokens, rows_mask, rng))
     return tokens, mask, np.asarray(out.tokens, np.int32), np.asarray(out.logps, np.float32)
+
+  def condition_rows(self, prompt_ids: Sequence[Sequence[int]],
+                     chain_ids: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """Phase 2's conditional rows: prompt + chain left-padded to the image-prompt bucket ([R, P2] x 2)."""
+    seqs = [list(p) + list(c) for p, c in zip(prompt_ids, chain_ids)]
+    return left_pad(seqs, bucket_length(max(len(s) for s in seqs), self.config.image_prompt_buckets), self.ids.pad)
 
   def decode_images(self, vq_params: Any, image_tokens: np.ndarray) -> np.ndarray:
     """[R, N] codes -> [R, H, W, 3] uint8, in fixed chunks of decode_batch_size (zero-padded)."""

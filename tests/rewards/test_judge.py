@@ -169,6 +169,11 @@ def test_aesthetic_factor_and_judge_errors():
     JudgeRewardModel(lambda r: [], (50, 56), reward_defaults())
   with pytest.raises(ValueError, match="one answer string per request"):
     JudgeRewardModel(lambda r: ["7"], SIZE, reward_defaults()).score(batch)
+  no_images = RewardBatch(PROMPTS, CHAINS, None, 4)  # a chains-only rollout (task.sample_images=False)
+  asked = []
+  with pytest.raises(ValueError, match="read the generated images.*sample_images=True"):
+    JudgeRewardModel(lambda r: asked.append(r) or ["7"] * len(r), SIZE, reward_defaults()).score(no_images)
+  assert not asked  # refused before any question
 
 
 def test_reward_batch_validation():

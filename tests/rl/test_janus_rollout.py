@@ -118,3 +118,44 @@ def test_loss_tokens_narrow_the_mask_to_one_part(setup):
   np.testing.assert_array_equal(rollouts["chain"]["tokens"], rollouts["all"]["tokens"])  # same samples
   with pytest.raises(ValueError, match="loss_tokens='text'.*'chain'"):
     jr.make_janus_rollout(gen, vq_params, "text")
+
+
+def test_a_rollout_without_images_is_the_chain_part_of_one_with_them(setup):
+  """config.task.sample_images=False: the same chains from the same key, the batch cut at
+  <begin_of_image> (no image columns), and the chain's loss, KL and gradient those of the full
+  rollout with loss_tokens="chain" (fp32, 1e-6 relative); a loss over image tokens is refused."""
+  gen, params, vq_params, _ = setup
+  prompts, key = [p for p in PROMPTS[:2] for _ in range(2)], jax.random.key(4)
+  full = jr.make_janus_rollout(gen, vq_params, "chain")(params, prompts, key)
+  cut = jr.make_janus_rollout(gen, vq_params, "chain", images=False)(params, prompts, key)
+  assert cut.extras["images"] is None and cut.extras["image_tokens"].shape == (4, 0)
+  assert cut.extras["chains"] == full.extras["chains"]
+  p2 = full.batch["tokens"].shape[1] - gen.num_image_tokens
+  assert cut.batch["tokens"].shape == (4, p2) and not cut.batch["is_image"].any()
+  for k in ("tokens", "attention_mask", "is_image"):
+    np.testing.assert_array_equal(cut.batch[k], full.batch[k][:, :p2])
+  for k in ("loss_mask", "sample_logps"):
+    np.testing.assert_array_equal(cut.batch[k], full.batch[k][:, :p2 - 1])
+  assert not full.batch["loss_mask"][:, p2 - 1:].any()  # the columns cut off are not trained
+  assert cut.completions == [c[:len(c) - gen.num_image_tokens] for c in full.completions]
+
+  logps_fn = jr.janus_logps_fn(gen.policy)
+  ref = jax.tree.map(lambda x: x * 1.01, params)  # a reference the policy has moved away from
+  rl = ConfigDict(dict(RL.to_dict(), beta=0.1))
+
+  def loss_and_grad(rollout):
+    batch = {k: jnp.asarray(v) for k, v in rollout.batch.items() if k != "sample_logps"}
+    batch["advantages"] = jnp.asarray([1.0, -0.5, 0.25, -2.0])
+    batch["ref_logps"] = logps_fn(ref, batch)
+    return jax.value_and_grad(lambda p: loss_fn(p, None, batch, logps_fn=logps_fn, lora=None, rl=rl),
+                              has_aux=True)(params)
+
+  (loss_full, m_full), g_full = loss_and_grad(full)
+  (loss_cut, m_cut), g_cut = loss_and_grad(cut)
+  assert m_full["kl"] > 0
+  np.testing.assert_allclose(loss_cut, loss_full, rtol=1e-6)
+  np.testing.assert_allclose(m_cut["kl"], m_full["kl"], rtol=1e-5)
+  for a, b in zip(jax.tree.leaves(g_cut), jax.tree.leaves(g_full)):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-7)
+  with pytest.raises(ValueError, match="sample_images=False.*loss_tokens='chain'"):
+    jr.make_janus_rollout(gen, vq_params, "all", images=False)

@@ -3,7 +3,9 @@ tiny random Janus policy and the oracle's exact rewards; metrics, checkpoints an
 written, and re-running with more steps resumes from step 2."""
 from __future__ import annotations
 
+import dataclasses
 import json
+import re
 
 import numpy as np
 import pytest
@@ -170,7 +172,28 @@ def test_spatial_config_is_the_measured_layout_run():
   assert config.reward.combine == "weighted_sum"
   assert dict(config.reward.weights) == {"r_sem": 0.0, "r_spa": 1.0, "r_ri": 0.0, "r_pi": 0.0}
   assert tuple(config.task.train_categories) == ("spatial",) and config.task.loss_tokens == "chain"
+  assert config.task.sample_images is False  # its loss and reward read the chain alone
   assert shapes_spatial.get_config("steps=5").rl.steps == 5
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("task.loss_tokens", "all", "needs config.task.loss_tokens='chain'"),
+    ("reward.kind", "gotr1", "reward.kind='function' with config.task.reward_fn='oracle'"),
+    ("task.reward_fn", "t2i_score", "reward.kind='function' with config.task.reward_fn='oracle'"),
+    ("reward.combine", "product", "combine='weighted_sum' with weights.r_ri = weights.r_pi = 0"),
+    ("reward.weights.r_pi", 1.0, "combine='weighted_sum' with weights.r_ri = weights.r_pi = 0"),
+])
+def test_a_run_without_images_must_read_the_chain_alone(field, value, message):
+  from gotr1_jax.rl.shapes_world import check_chain_only
+  config = shapes_spatial.get_config()
+  check_chain_only(config)  # the layout run itself is one
+  *parents, name = field.split(".")
+  node = config
+  for parent in parents:
+    node = node[parent]
+  node[name] = value
+  with pytest.raises(ValueError, match=f"{re.escape(message)}.*or set config.task.sample_images=True"):
+    check_chain_only(config)
 
 
 def test_missing_checkpoint_names_the_fix(tmp_path):
@@ -293,6 +316,12 @@ def test_the_oracle_reward_reads_r_spa_on_the_configured_scale():
   fraction = REWARD_FNS["oracle"](task_defaults())(batch)["r_spa"]
   rubric = REWARD_FNS["oracle"](ConfigDict(dict(task_defaults().to_dict(), exact_spa="rubric")))(batch)["r_spa"]
   np.testing.assert_allclose([fraction[0], rubric[0]], [2 / 3, 2 / 9], rtol=1e-6)
+  # Without images (task.sample_images=False) the same two rewards of the chain, and nothing else.
+  chains_only = REWARD_FNS["oracle"](task_defaults())(dataclasses.replace(batch, images=None))
+  assert set(chains_only) == {"r_sem", "r_spa"}
+  full = REWARD_FNS["oracle"](task_defaults())(batch)
+  np.testing.assert_array_equal(chains_only["r_spa"], fraction)
+  np.testing.assert_array_equal(chains_only["r_sem"], full["r_sem"])
   with pytest.raises(ValueError, match=r"config.task.exact_spa='bands' must be one of \('fraction', 'rubric'\)"):
     REWARD_FNS["oracle"](ConfigDict(dict(task_defaults().to_dict(), exact_spa="bands")))
 

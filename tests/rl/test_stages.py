@@ -22,9 +22,12 @@ from tests.rl.test_shapes_world import policy_dir, tiny_config  # noqa: F401  (p
 
 
 def staged(policy_dir, data_dir, first_steps: int = 1) -> ConfigDict:
-  layout = tiny_config(policy_dir, data_dir, first_steps)
+  layout = tiny_config(policy_dir, data_dir, first_steps)  # like configs/shapes_spatial.py: chains only
   layout.task.train_categories = ("spatial",)
   layout.task.loss_tokens = "chain"
+  layout.task.sample_images = False
+  layout.reward.combine = "weighted_sum"
+  layout.reward.weights.update(dict(r_sem=0.0, r_spa=1.0, r_ri=0.0, r_pi=0.0))
   return ConfigDict(dict(name="tiny_staged", stage_order=("layout", "demo"),
                          stages=dict(layout=layout, demo=tiny_config(policy_dir, data_dir, 2))))
 
@@ -35,7 +38,9 @@ def test_two_stages_then_resume(policy_dir, tmp_path):
   last = stages.train_stages(config, str(workdir))
   assert np.isfinite(last["reward/mean"])
   first, second = workdir / "layout", workdir / "demo"
-  assert [int(r["step"]) for r in read_metrics(str(first / "metrics.csv")) if r["reward/mean"]] == [1]
+  layout_rows = read_metrics(str(first / "metrics.csv"))
+  assert [int(r["step"]) for r in layout_rows if r["reward/mean"]] == [1]
+  assert "reward/r_spa" in layout_rows[0] and "reward/r_ri" not in layout_rows[0]  # no image was drawn
   assert [int(r["step"]) for r in read_metrics(str(second / "metrics.csv")) if r["reward/mean"]] == [1, 2]
   assert (first / "policy" / "exported_step.txt").read_text().strip() == "1"
 
