@@ -5,6 +5,8 @@
 Re-running the same command resumes from the newest checkpoint in the workdir; Ctrl-C saves and
 exits cleanly. A config with `stages` (configs/shapes_demo_staged.py) runs them one after another,
 each in <workdir>/<stage> from the policy the one before ended with (gotr1_jax/rl/stages.py).
+On a CPU host the batch is spread over one XLA device per core, up to 8 (gotr1_jax/host_devices.py;
+`XLA_FLAGS=--xla_force_host_platform_device_count=1` keeps one).
 """
 import logging
 import os
@@ -13,6 +15,9 @@ import sys
 from absl import app, flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from gotr1_jax import host_devices  # noqa: E402
+
+host_devices.split_cpu()  # before jax is imported: one XLA CPU device per core for the data axis
 from gotr1_jax import config_lib  # noqa: E402
 from gotr1_jax.rl import stages, trainer  # noqa: E402
 
