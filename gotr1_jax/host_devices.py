@@ -4,8 +4,8 @@ XLA's CPU backend runs a device's program on one thread for most ops (a large ma
 few); a data-parallel batch on one CPU device leaves the other cores idle. Started with
 `--xla_force_host_platform_device_count=N`, the host shows N devices and the `data` mesh axis
 (config.mesh, gotr1_jax/parallel.py) spreads the batch over N cores. On the 2-core machine the
-ShapesWorld demo was built on, two devices made its steps 3.6-4.1 s against 4.6 s and its
-evaluations 14-20 s against 20-25 s, with the same rewards and evaluations to the last byte
+ShapesWorld demo was built on, two devices made its 160 steps 3.46 s against 4.57 s and its
+evaluations 14-21 s against 21-26 s, every step's reward and the evaluations the same
 (docs/benchmarks.md).
 
 The tools that sample or train call `split_cpu()` before they import jax (XLA reads XLA_FLAGS
