@@ -138,8 +138,8 @@ def _loop(config, task, setup: TrainSetup, state, ckpt, writer, monitor, workdir
   if (int(rl.minibatch_size) or rows) % shards:
     raise ValueError(f"Each update's batch ({int(rl.minibatch_size) or rows} rows = rl.minibatch_size or "
                      f"prompts_per_step * group_size) must divide over the {shards} devices the batch is "
-                     "sharded across; change rl.prompts_per_step / rl.group_size / rl.minibatch_size or the mesh (on a CPU "
-                     "host, XLA_FLAGS=--xla_force_host_platform_device_count=1 runs on one device).")
+                     "sharded across; change rl.prompts_per_step / rl.group_size / rl.minibatch_size or the mesh "
+                     "(on a CPU host, XLA_FLAGS=--xla_force_host_platform_device_count=1 runs on one device).")
   step_fn = jax.jit(train_step, in_shardings=(setup.state_shardings, setup.frozen_shardings, batch_sh),
                     out_shardings=(setup.state_shardings, None), donate_argnums=(0,))
   merge = jax.jit(policy_params, static_argnums=(2,))
