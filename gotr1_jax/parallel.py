@@ -54,6 +54,14 @@ def make_mesh(mesh_config: Mapping[str, int], devices: Sequence[Any] | None = No
   return Mesh(np.asarray(devices).reshape(shape), MESH_AXES, axis_types=auto)
 
 
+def batch_mesh(rows: int, devices: Sequence[Any] | None = None) -> Mesh:
+  """A data-parallel mesh on the most devices that divide `rows`: for sampling outside a training run
+  (tools/evaluate.py), whose batch need not divide over every device the way a run's must."""
+  devices = list(devices) if devices is not None else jax.devices()
+  count = max(k for k in range(1, len(devices) + 1) if rows % k == 0)
+  return make_mesh({"data": -1, "fsdp": 1, "tensor": 1}, devices[:count])
+
+
 def logical_rules(rules: Sequence[Sequence[Any]]) -> Rules:
   """Validates a rule table [(logical name, mesh axis | tuple of axes | None), ...]."""
   out = []

@@ -58,9 +58,13 @@ def test_split_cpu_after_jax_is_imported_leaves_the_flags_and_warns():
   assert "before the first `import jax`" in out.stderr
 
 
-def test_train_tool_splits_the_host_before_importing_jax():
-  """tools/train.py calls split_cpu() before any import that pulls in jax."""
-  src = open(os.path.join(ROOT, "tools", "train.py")).read()
-  split = src.index("host_devices.split_cpu()")
-  assert split < src.index("from gotr1_jax import config_lib")
-  assert "import jax" not in src[:split]
+@pytest.mark.parametrize("tool", ["train.py", "evaluate.py"])
+def test_tools_split_the_host_before_importing_jax(tool):
+  """The sampling tools call split_cpu() before any import that pulls in jax."""
+  src = open(os.path.join(ROOT, "tools", tool)).read()
+  head = src[:src.index("host_devices.split_cpu()")]
+  imports = [line for line in head.splitlines() if line.startswith(("import ", "from "))]
+  modules = [line.split()[1].split(".")[0] for line in imports]
+  assert "gotr1_jax" in modules and not {"jax", "flax", "optax", "configs"} & set(modules), imports
+  assert all(line == "from gotr1_jax import host_devices  # noqa: E402"
+             for line, module in zip(imports, modules) if module == "gotr1_jax"), imports

@@ -69,3 +69,11 @@ def test_sharded_step_equals_single_device_step(layout, lora):
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5), p, ref_p)
   if not lora and "tensor" in layout:  # the layout is real: MLP kernels are split over 'tensor'
     assert specs["params"]["layers"]["mlp"]["up_proj"]["kernel"] == jax.sharding.PartitionSpec(None, "fsdp", "tensor")
+
+
+def test_batch_mesh_uses_the_most_devices_that_divide_the_batch():
+  devices = jax.devices()[:8]
+  for rows, count in [(32, 8), (12, 6), (9, 3), (7, 7), (5, 5), (1, 1)]:
+    mesh = parallel.batch_mesh(rows, devices)
+    assert dict(mesh.shape) == {"data": count, "fsdp": 1, "tensor": 1}, rows
+    assert list(mesh.devices.flat) == devices[:count]

@@ -17,7 +17,9 @@ starting policy; --run_config is the config the run was trained with; of a run i
 stage's policy). With --compare it also prints this evaluation beside an earlier summary.json made
 with the same prompts and seeds, each change with its 95% paired-bootstrap interval
 (eval/paired.py): more samples than a run's own report evaluates, when a change is too small for
-that report to tell from noise.
+that report to tell from noise. On a CPU host it samples on one XLA device per core
+(gotr1_jax/host_devices.py), each chunk spread over the devices that divide it; the same samples as
+one device draws.
 """
 import json
 import logging
@@ -25,13 +27,17 @@ import os
 import sys
 import time
 
-import jax
 from absl import app, flags
 from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from gotr1_jax import host_devices  # noqa: E402
+
+host_devices.split_cpu()  # before jax is imported: one XLA CPU device per core for the data axis
+import flax.linen as nn  # noqa: E402
+import jax  # noqa: E402
 from configs import shapes_pretrain  # noqa: E402
-from gotr1_jax import config_lib  # noqa: E402
+from gotr1_jax import config_lib, parallel  # noqa: E402
 from gotr1_jax.eval import paired, shapes_eval  # noqa: E402
 from gotr1_jax.metrics import image_grid  # noqa: E402
 from gotr1_jax.pretrain import sft_policy  # noqa: E402
@@ -95,8 +101,13 @@ def main(argv):
   earlier = (load_comparison(_COMPARE.value, _SPLIT.value, int(e.seed), specs, int(e.num_samples))
              if _COMPARE.value else None)  # checked before the minutes of sampling
   t0 = time.perf_counter()
-  result = shapes_eval.evaluate(generator, params, vq_params, specs, int(e.num_samples), jax.random.key(int(e.seed)),
-                                batch_prompts=int(e.batch_prompts))
+  # The models' logical `batch` axis spreads each chunk over the devices that divide it (one per core
+  # on a CPU host); the samples are those one device draws.
+  mesh = parallel.batch_mesh(int(e.batch_prompts) * int(e.num_samples))
+  params, vq_params = jax.device_put((params, vq_params), parallel.replicated(mesh))  # a run's may span others
+  with jax.sharding.set_mesh(mesh), nn.logical_axis_rules(parallel.logical_rules(config_lib.LOGICAL_AXIS_RULES)):
+    result = shapes_eval.evaluate(generator, params, vq_params, specs, int(e.num_samples),
+                                  jax.random.key(int(e.seed)), batch_prompts=int(e.batch_prompts))
   seconds = time.perf_counter() - t0
   summary = result.summary()
   reliance = {}

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 
+import flax.linen as nn
 import jax
 import numpy as np
 import pytest
 import torch
 import transformers
 
+from gotr1_jax import config_lib, parallel
 from gotr1_jax.convert import janus as convert
 from gotr1_jax.data.shapes_world.tokenizer import load_tokenizer
 from gotr1_jax.models.janus import JanusPolicy
@@ -147,6 +149,25 @@ def test_one_compile_per_bucket(setup):
   assert fresh.text_sampler.num_traces == 2
   assert len(samples) == 4 and all(s.image.dtype == np.uint8 for s in samples)
   assert all(s.image_tokens.max() < 64 and len(s.image_logps) == 16 for s in samples)
+
+
+def test_sampling_over_a_data_mesh_draws_what_one_device_draws(setup):
+  """tools/evaluate.py samples under parallel.batch_mesh (the batch spread over the devices that
+  divide it): the same chains and image codes as on one device, the logps and pixels to fp32 noise."""
+  _, gen, params, vq_params = setup
+  config = dataclasses.replace(gen.config, greedy_text=False, greedy_image=False)
+  prompts = ["a red circle", "a blue square", "two stars", "one big green triangle"]
+  one = jg.JanusGenerator(gen.policy, gen.vq_model, gen.tokenizer, config).generate_batch(
+      params, vq_params, prompts, jax.random.key(5), num_samples=3)
+  mesh = parallel.batch_mesh(len(prompts) * 3)
+  assert mesh.shape["data"] == 6  # 12 rows over 6 of the 8 test devices: an uneven share would not compile
+  with jax.sharding.set_mesh(mesh), nn.logical_axis_rules(parallel.logical_rules(config_lib.LOGICAL_AXIS_RULES)):
+    spread = jg.JanusGenerator(gen.policy, gen.vq_model, gen.tokenizer, config).generate_batch(
+        params, vq_params, prompts, jax.random.key(5), num_samples=3)
+  assert spread.chain_ids == one.chain_ids
+  np.testing.assert_array_equal(spread.image_tokens, one.image_tokens)
+  np.testing.assert_allclose(spread.image_logps, one.image_logps, rtol=1e-5, atol=1e-5)
+  assert np.max(np.abs(spread.images.astype(int) - one.images.astype(int))) <= PIXEL_ATOL
 
 
 def test_unconditional_rows_keep_only_bos_and_image_start():
