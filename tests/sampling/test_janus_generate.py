@@ -160,7 +160,7 @@ def test_sampling_over_a_data_mesh_draws_what_one_device_draws(setup):
   one = jg.JanusGenerator(gen.policy, gen.vq_model, gen.tokenizer, config).generate_batch(
       params, vq_params, prompts, jax.random.key(5), num_samples=3)
   mesh = parallel.batch_mesh(len(prompts) * 3)
-  assert mesh.shape["data"] == 6  # 12 rows over 6 of the 8 test devices: an uneven share would not compile
+  assert mesh.shape["data"] == 6  # 12 rows over 6 of the 8 test devices
   with jax.sharding.set_mesh(mesh), nn.logical_axis_rules(parallel.logical_rules(config_lib.LOGICAL_AXIS_RULES)):
     spread = jg.JanusGenerator(gen.policy, gen.vq_model, gen.tokenizer, config).generate_batch(
         params, vq_params, prompts, jax.random.key(5), num_samples=3)
