@@ -8,7 +8,7 @@ ShapesWorld demo was built on, two devices made its 160 steps 3.46 s against 4.5
 evaluations 14-21 s against 21-26 s, every step's reward and the evaluations the same
 (docs/benchmarks.md).
 
-The tools that sample or train call `split_cpu()` before they import jax (XLA reads XLA_FLAGS
+tools/train.py and tools/evaluate.py call `split_cpu()` before they import jax (XLA reads XLA_FLAGS
 once, when its first backend starts). It changes nothing when XLA_FLAGS already sets a device
 count (`XLA_FLAGS=--xla_force_host_platform_device_count=1` keeps one device), and nothing on a
 GPU or TPU machine beyond host devices nobody uses. The count is the largest power of two not over

@@ -59,7 +59,7 @@ def batch_mesh(rows: int, devices: Sequence[Any] | None = None) -> Mesh:
   (tools/evaluate.py), whose batch need not divide over every device the way a run's must."""
   devices = list(devices) if devices is not None else jax.devices()
   count = max(k for k in range(1, len(devices) + 1) if rows % k == 0)
-  return make_mesh({"data": -1, "fsdp": 1, "tensor": 1}, devices[:count])
+  return make_mesh({"data": count}, devices[:count])
 
 
 def logical_rules(rules: Sequence[Sequence[Any]]) -> Rules:

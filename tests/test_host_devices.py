@@ -23,14 +23,18 @@ def test_with_device_count_appends_once_and_keeps_a_users_count():
   assert host_devices.with_device_count(f"{flag}=1", 2) == f"{flag}=1"
 
 
-def _devices_in_fresh_process(code: str, xla_flags: str | None) -> str:
+def _fresh_process(code: str, xla_flags: str | None = None) -> subprocess.CompletedProcess:
+  """Runs `code` in a new CPU-only Python whose XLA_FLAGS are `xla_flags` (unset when None)."""
   env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
   if xla_flags is not None:
     env["XLA_FLAGS"] = xla_flags
   env["JAX_PLATFORMS"] = "cpu"
-  out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
-                       timeout=120, check=True)
-  return out.stdout.strip().splitlines()[-1]
+  return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+                        timeout=120, check=True)
+
+
+def _devices_in_fresh_process(code: str, xla_flags: str | None) -> str:
+  return _fresh_process(code, xla_flags).stdout.strip().splitlines()[-1]
 
 
 SPLIT = "from gotr1_jax import host_devices; host_devices.split_cpu({arg}); import jax; print(jax.device_count())"
@@ -50,10 +54,7 @@ def test_split_cpu_keeps_a_count_xla_flags_already_sets():
 def test_split_cpu_after_jax_is_imported_leaves_the_flags_and_warns():
   code = ("import jax, logging; logging.basicConfig(); from gotr1_jax import host_devices; "
           "print(repr(host_devices.split_cpu(4))); print(jax.device_count())")
-  env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-  env["JAX_PLATFORMS"] = "cpu"
-  out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
-                       timeout=120, check=True)
+  out = _fresh_process(code)
   assert out.stdout.split() == ["''", "1"]
   assert "before the first `import jax`" in out.stderr
 
