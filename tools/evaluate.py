@@ -9,7 +9,11 @@
 Samples K (chain, image) pairs per prompt for the first N prompts of each category's split file
 (config.eval: prompts_per_category, num_samples, generation settings), scores each image with the
 oracle, and prints per-category scores plus chain quality (fraction of valid chains, chain -> image
-box IoU, the four exact GoT-R1 rewards). Then, with --reliance_batches > 0, how much the policy
+box IoU, the four exact GoT-R1 rewards), then where the category scores are lost: per category,
+of the objects the prompts ask for, how many the chains plan and what the oracle reads of each in
+the images (read with every attribute, another shape, another colour or texture, not found),
+beside the oracle's score of the VQ's round trip of --vq_scenes true scenes per prompt (the most a
+policy drawing through that VQ could reach). Then, with --reliance_batches > 0, how much the policy
 draws from its chain (pretrain/chain_reliance.py: image NLL of val scenes with the true text, the
 shape or colour words permuted, the chains rolled). Writes summary.json, samples.jsonl and grid.png
 to --out. With --workdir it evaluates the newest policy of a GRPO run (LoRA merged into the run's
@@ -40,7 +44,7 @@ from configs import shapes_pretrain  # noqa: E402
 from gotr1_jax import config_lib, parallel  # noqa: E402
 from gotr1_jax.eval import paired, shapes_eval  # noqa: E402
 from gotr1_jax.metrics import image_grid  # noqa: E402
-from gotr1_jax.pretrain import sft_policy  # noqa: E402
+from gotr1_jax.pretrain import sft_policy, vq_train  # noqa: E402
 from gotr1_jax.rl.report import grid_rows  # noqa: E402
 from gotr1_jax.sampling.janus_generate import generator_from_checkpoint  # noqa: E402
 
@@ -52,6 +56,8 @@ _CHECKPOINT = flags.DEFINE_string("checkpoint", os.path.join(_ROOT, "gotr1_jax",
 _SPLIT = flags.DEFINE_enum("split", "val", ["train", "val", "test"], "Prompt split.")
 _RELIANCE = flags.DEFINE_integer("reliance_batches", 6, "Val batches (config.policy.batch_size scenes each) for "
                                  "the chain-reliance NLLs; 0 skips them.")
+_VQ_SCENES = flags.DEFINE_integer("vq_scenes", 2, "True scenes per prompt whose VQ round trip the oracle scores, "
+                                  "per category: the most a policy drawing through this VQ could reach (0 skips).")
 _OUT = flags.DEFINE_string("out", None, "Output directory (default runs/eval/<checkpoint name>_<split>).")
 _RUN_CONFIG = config_lib.define_config_file("run_config", None, "With --workdir: the config the GRPO run was "
                                             "trained with (file.py[:args]).")
@@ -110,6 +116,8 @@ def main(argv):
                                   jax.random.key(int(e.seed)), batch_prompts=int(e.batch_prompts))
   seconds = time.perf_counter() - t0
   summary = result.summary()
+  ceiling = (vq_train.roundtrip_scores(generator.vq_model, vq_params, specs, _VQ_SCENES.value, int(e.seed))
+             if _VQ_SCENES.value > 0 else None)
   reliance = {}
   if _RELIANCE.value > 0:
     # The SFT example settings (text length, batch size); a config without them gets the shipped ones.
@@ -120,8 +128,8 @@ def main(argv):
   out = _OUT.value or os.path.join("runs", "eval", f"{os.path.basename(os.path.normpath(source))}_{_SPLIT.value}")
   os.makedirs(out, exist_ok=True)
   with open(os.path.join(out, "summary.json"), "w") as f:
-    json.dump(dict(summary, reliance=reliance, checkpoint=name, split=_SPLIT.value, seed=int(e.seed),
-                   seconds=seconds), f, indent=2)
+    json.dump(dict(summary, reliance=reliance, vq_roundtrip=ceiling, checkpoint=name, split=_SPLIT.value,
+                   seed=int(e.seed), seconds=seconds), f, indent=2)
   with open(os.path.join(out, "samples.jsonl"), "w") as f:
     f.writelines(json.dumps(r) + "\n" for r in result.records)
   k = int(e.num_samples)
@@ -135,6 +143,9 @@ def main(argv):
           "over the prompts (eval/paired.py):\n")
     print(shapes_eval.format_table([("earlier", earlier), ("this", summary)],
                                    intervals=paired.change_intervals(earlier, summary)))
+  print("\nWhat became of the objects the prompts ask for (fractions of them; the oracle's reading of the images, "
+        "oracle.object_outcomes):\n")
+  print(shapes_eval.format_object_table(summary["objects"], ceiling))
   if reliance:
     print("\nImage NLL of val scenes (nats per code; higher when the edited text no longer matches the image):")
     print(" | ".join(f"{k.split('/')[1]} {v:.3f}" for k, v in reliance.items()))

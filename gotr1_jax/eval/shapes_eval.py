@@ -9,6 +9,9 @@ Per sample: `t2i_score` (the category's T2I-CompBench-like score of the image: a
 for color/shape/texture, relations for spatial, counts for numeracy, their mean for complex),
 the four exact GoT-R1 rewards, and chain validity (at least one well-formed box, none malformed).
 `chain_image_iou` is the exact R_RI: how well the image's objects sit in the chain's boxes.
+Per sample too, `objects`: how many objects the prompt asks for, how many of them the chain plans
+with their attributes, and what the oracle read of each in the image (oracle.object_outcomes);
+`object_breakdown` sums them per category, to show where an attribute score is lost.
 """
 from __future__ import annotations
 
@@ -19,7 +22,9 @@ import jax
 import numpy as np
 
 from gotr1_jax.data.chain import parse_chain_stats
-from gotr1_jax.data.shapes_world.oracle import oracle_rewards
+from gotr1_jax.data.shapes_world.chains import parse_chain_objects
+from gotr1_jax.data.shapes_world.detect import detect_objects
+from gotr1_jax.data.shapes_world.oracle import OUTCOMES, check_objects, object_outcomes, oracle_rewards
 from gotr1_jax.data.shapes_world.prompts import CATEGORIES, PROMPTS_DIR, PromptSpec, load_prompts
 from gotr1_jax.data.shapes_world.world import WorldConfig
 from gotr1_jax.eval import paired
@@ -41,7 +46,8 @@ class EvalResult:
   def summary(self) -> dict[str, Any]:
     """The JSON-able numbers (what the report and a resumed run need)."""
     return dict(per_category=dict(self.per_category), overall=self.overall, chain=dict(self.chain),
-                num_samples=len(self.records), samples=paired.sample_table(self.records))
+                num_samples=len(self.records), samples=paired.sample_table(self.records),
+                objects=object_breakdown(self.records))
 
   def scalars(self, prefix: str = "eval/") -> dict[str, float]:
     out = {f"{prefix}{c}": v for c, v in self.per_category.items()}
@@ -81,9 +87,13 @@ def evaluate(generator: JanusGenerator, params: Any, vq_params: Any, specs: Sequ
     for chain, image in zip(b.chains[:keep], b.images[:keep]):
       index, spec = next(spec_iter)
       parsed = parse_chain_stats(chain)
-      scores = oracle_rewards(spec, chain, image, world)
+      detections = detect_objects(image, world)
+      scores = oracle_rewards(spec, chain, image, world, detections=detections)
+      asked = sum(g.count for g in spec.groups)
+      planned = round(check_objects(spec, parse_chain_objects(chain, world).objects).binding * asked)
       records.append(dict(prompt=spec.text, prompt_index=index, category=spec.category, chain=chain,
-                          valid_chain=float(bool(parsed.objects) and parsed.num_malformed == 0), **scores))
+                          valid_chain=float(bool(parsed.objects) and parsed.num_malformed == 0), **scores,
+                          objects=dict(asked=asked, planned=planned, **object_outcomes(spec, detections))))
       images.append(image)
   by_category = {}
   for c in dict.fromkeys(s.category for s in specs):
@@ -113,4 +123,34 @@ def format_table(results: Sequence[tuple[str, Mapping[str, Any]]],
     cells = [f"{v:.3f}" for v in vals] + ([f"{vals[1] - vals[0]:+.3f}"] if two else [])
     cells += [paired.format_interval(intervals.get(k))] if with_intervals else []
     lines.append("| " + " | ".join([f"**{k}**" if k == "overall" else k] + cells) + " |")
+  return "\n".join(lines)
+
+
+OBJECT_COLUMNS = {"planned": "planned in the chain", "read": "read with every attribute",
+                  "shape_misread": "its colour and texture, another shape",
+                  "attribute_misread": "its shape, another colour or texture", "missing": "not found"}
+
+
+def object_breakdown(records: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, float]]:
+  """Per category: `asked` (the objects its prompts ask for, over all samples) and, as fractions of
+  them, how many the chains planned and each oracle.OUTCOMES of the images (they sum to 1)."""
+  out = {}
+  for c in dict.fromkeys(r["category"] for r in records):
+    rows = [r["objects"] for r in records if r["category"] == c]
+    asked = sum(o["asked"] for o in rows)
+    out[c] = {"asked": asked, **{k: sum(o[k] for o in rows) / max(asked, 1) for k in ("planned",) + OUTCOMES}}
+  return out
+
+
+def format_object_table(breakdown: Mapping[str, Mapping[str, float]],
+                        ceiling: Optional[Mapping[str, float]] = None) -> str:
+  """A markdown table of `object_breakdown`; with `ceiling` (per category: the oracle's score of the
+  VQ's round trip of true scenes, pretrain/vq_train.roundtrip_scores) a last column beside it."""
+  header = ["category", "objects asked"] + list(OBJECT_COLUMNS.values())
+  header += ["VQ round trip of true scenes (score)"] if ceiling is not None else []
+  lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+  for c, row in breakdown.items():
+    cells = [c, str(int(row["asked"]))] + [f"{row[k]:.3f}" for k in OBJECT_COLUMNS]
+    cells += [f"{ceiling[c]:.3f}" if c in ceiling else "-"] if ceiling is not None else []
+    lines.append("| " + " | ".join(cells) + " |")
   return "\n".join(lines)

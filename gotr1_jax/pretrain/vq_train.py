@@ -8,7 +8,7 @@ evaluation (the oracle reads reconstructions back). The network is models/vq.py'
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 import flax.linen as nn
 import jax
@@ -20,10 +20,11 @@ from tqdm import tqdm
 
 from gotr1_jax.data.shapes_world import oracle
 from gotr1_jax.data.shapes_world.detect import detect_objects
+from gotr1_jax.data.shapes_world.prompts import PromptSpec
 from gotr1_jax.data.shapes_world.world import WorldConfig
 from gotr1_jax.metrics import MetricWriter
 from gotr1_jax.models.vq import VQConfig, VQModel, from_uint8, to_uint8
-from gotr1_jax.pretrain.scenes import SceneBatch, SceneStream
+from gotr1_jax.pretrain.scenes import SceneBatch, SceneStream, scene_batch
 from gotr1_jax.pretrain.step import supervised_step
 from gotr1_jax.rl.optimizer import make_optimizer
 
@@ -171,6 +172,21 @@ def evaluate_vq(model: VQModel, params: Any, batch: SceneBatch, batch_size: int,
           "vq/code_usage": len(np.unique(ids)) / model.config.num_embeddings,
           "vq/empty_patch_codes": float(len(np.unique(ids[empty]))),
           "vq/empty_patch_top_code": float(np.max(np.bincount(ids[empty])) / max(1, empty.sum()))}, recon
+
+
+def roundtrip_scores(model: VQModel, params: Any, specs: Sequence[PromptSpec], scenes_per_prompt: int,
+                     seed: int, batch_size: int = 32, world: WorldConfig = WorldConfig()) -> dict[str, float]:
+  """Per category, the oracle's mean score of the VQ's round trip of true scenes: `scenes_per_prompt`
+  scenes drawn for each of `specs` (seeded), rendered, encoded, decoded and read back. The most a
+  policy drawing through this VQ could score on those prompts if it chose the codes of a true scene."""
+  if scenes_per_prompt < 1:
+    raise ValueError(f"scenes_per_prompt must be >= 1, got {scenes_per_prompt}.")
+  batch = scene_batch([s for s in specs for _ in range(scenes_per_prompt)], np.random.default_rng(seed), world)
+  _, recon = reconstruct(model, params, batch.images, batch_size)
+  scores: dict[str, list[float]] = {}
+  for spec, image in zip(batch.specs, recon):
+    scores.setdefault(spec.category, []).append(oracle.category_score(spec, detect_objects(image, world)))
+  return {c: float(np.mean(v)) for c, v in scores.items()}
 
 
 def train_vq(config: ConfigDict, workdir: str, world: WorldConfig = WorldConfig(),

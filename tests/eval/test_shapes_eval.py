@@ -55,6 +55,30 @@ def test_ground_truth_scores_one(specs):
 def test_blank_images_and_empty_chains_score_zero(specs):
   result = shapes_eval.evaluate(OracleDrawer(blank=True), None, None, specs[:3], 1, jax.random.key(0), 3)
   assert result.overall == 0.0 and result.chain["valid_chain_frac"] == 0.0 and result.chain["r_sem"] == 0.0
+  objects = result.summary()["objects"]
+  assert list(objects) == ["color"] and objects["color"]["asked"] == sum(g.count for s in specs[:3] for g in s.groups)
+  assert objects["color"]["planned"] == 0.0 and objects["color"]["missing"] == 1.0
+
+
+def test_object_breakdown_of_true_scenes_reads_every_object(specs):
+  result = shapes_eval.evaluate(OracleDrawer(), None, None, specs, 2, jax.random.key(0), 6)
+  objects = result.summary()["objects"]
+  assert list(objects) == list(CATEGORIES)
+  for category, spec_rows in zip(CATEGORIES, np.array_split(np.arange(len(specs)), len(CATEGORIES))):
+    row = objects[category]
+    assert row["asked"] == 2 * sum(g.count for i in spec_rows for g in specs[i].groups)
+    assert row["planned"] == row["read"] == 1.0
+    assert row["shape_misread"] == row["attribute_misread"] == row["missing"] == 0.0
+  assert result.records[0]["objects"]["asked"] == sum(g.count for g in specs[0].groups)
+
+
+def test_object_table_with_and_without_the_vq_ceiling():
+  breakdown = {"color": dict(asked=8, planned=1.0, read=0.25, shape_misread=0.5, attribute_misread=0.0, missing=0.25)}
+  table = shapes_eval.format_object_table(breakdown).splitlines()
+  assert table[0].startswith("| category | objects asked | planned in the chain | read with every attribute |")
+  assert table[2] == "| color | 8 | 1.000 | 0.250 | 0.500 | 0.000 | 0.250 |"
+  with_ceiling = shapes_eval.format_object_table(breakdown, {"color": 0.625}).splitlines()
+  assert with_ceiling[2].endswith("| 0.250 | 0.625 |") and "VQ round trip" in with_ceiling[0]
 
 
 def test_table_shows_both_runs_and_the_change():

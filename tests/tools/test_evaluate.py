@@ -36,6 +36,14 @@ def test_evaluate_prints_the_table_and_writes_files(tmp_path):
   assert all(0.0 <= v <= 1.0 for v in summary["per_category"].values())
   assert len((tmp_path / "out" / "samples.jsonl").read_text().splitlines()) == 12
   assert (tmp_path / "out" / "grid.png").stat().st_size > 0
+  # Where the scores are lost: per category, the objects asked for and what the oracle read of them,
+  # beside the VQ's round trip of true scenes (--vq_scenes, 2 per prompt by default).
+  assert "| category | objects asked | planned in the chain | read with every attribute |" in run.stdout
+  assert set(summary["objects"]) == set(summary["per_category"]) == set(summary["vq_roundtrip"])
+  for row in summary["objects"].values():
+    outcomes = row["read"] + row["shape_misread"] + row["attribute_misread"] + row["missing"]
+    assert row["asked"] >= 2 and abs(outcomes - 1.0) < 1e-9
+  assert all(0.0 <= v <= 1.0 for v in summary["vq_roundtrip"].values())
   # A config without a `policy` block measures the chain reliance with the shipped SFT settings.
   assert "shapes_permuted" in run.stdout
   assert set(summary["reliance"]) == {"reliance/true", "reliance/shapes_permuted", "reliance/colors_permuted",

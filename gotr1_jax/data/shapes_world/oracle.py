@@ -1,7 +1,8 @@
 """ShapesWorld oracle scores: T2I-CompBench-like category scores and exact GoT-R1 rewards.
 
 Owns the symbolic checks of objects against a prompt (attribute binding, counts, relations,
-precision), the per-category scores, and exact r_sem / r_spa / r_ri / r_pi in [0, 1]. Reading
+precision, and what became of each object the prompt asks for), the per-category scores, and
+exact r_sem / r_spa / r_ri / r_pi in [0, 1]. Reading
 objects out of an image is detect.py's job; parsing chains is chains.py's.
 """
 from __future__ import annotations
@@ -65,6 +66,33 @@ def check_objects(spec: PromptSpec, objects: Sequence[SceneObject]) -> Checks:
           for b in objects if b is not a and spec.groups[r.object].matches(b))
       for r in spec.relations)
   return Checks(binding=binding, counts=counts, relations=relations, precision=precision)
+
+
+OUTCOMES = ("read", "shape_misread", "attribute_misread", "missing")
+
+
+def object_outcomes(spec: PromptSpec, objects: Sequence[SceneObject]) -> dict[str, int]:
+  """What became of each object `spec` asks for (a group of count n is n objects) among `objects`.
+
+  "read": matched one-to-one with every attribute asked for (the matches attribute binding counts).
+  The rest are matched one-to-one, in this order, to the objects left over: "shape_misread" (its
+  colour and texture, another shape), "attribute_misread" (its shape, another colour or texture),
+  and "missing" (neither). The counts sum to the number of objects asked for.
+  """
+  instances = [g for g in spec.groups for _ in range(g.count)]
+  left_i, left_o = list(range(len(instances))), list(range(len(objects)))
+  out = {}
+  tests = {"read": lambda g, o: g.matches(o),
+           "shape_misread": lambda g, o: o.shape != g.shape and g.matches(dataclasses.replace(o, shape=g.shape)),
+           "attribute_misread": lambda g, o: o.shape == g.shape}
+  for outcome, test in tests.items():
+    compatible = np.array([[test(instances[i], objects[j]) for j in left_o] for i in left_i], dtype=bool)
+    matched = _max_matching(compatible.reshape(len(left_i), len(left_o)))
+    out[outcome] = len(matched)
+    left_i = [i for k, i in enumerate(left_i) if k not in set(matched[:, 0])]
+    left_o = [j for k, j in enumerate(left_o) if k not in set(matched[:, 1])]
+  out["missing"] = len(left_i)
+  return out
 
 
 def category_score(spec: PromptSpec, objects: Sequence[SceneObject]) -> float:
@@ -154,15 +182,17 @@ def r_pi(spec: PromptSpec, detections: Sequence[SceneObject]) -> float:
 def oracle_rewards(prompt: Union[str, PromptSpec], chain: str, image: np.ndarray,
                    world: WorldConfig = WorldConfig(),
                    detect_config: detect.DetectConfig = detect.DetectConfig(),
-                   category: Optional[str] = None, spa_scale: str = "fraction") -> dict[str, float]:
+                   category: Optional[str] = None, spa_scale: str = "fraction",
+                   detections: Optional[Sequence[SceneObject]] = None) -> dict[str, float]:
   """All exact rewards and the category score for one (prompt, chain, image).
 
   `prompt` may be text (parsed with `category`, default "complex") or a `PromptSpec`; `spa_scale`
-  is r_spa's `scale`.
+  is r_spa's `scale`; `detections`, when given, are `image`'s objects already read by detect.py.
   """
   spec = prompt if isinstance(prompt, PromptSpec) else parse_prompt(
       prompt, category or "complex", world)
-  detections = detect.detect_objects(image, world, detect_config)
+  if detections is None:
+    detections = detect.detect_objects(image, world, detect_config)
   return {
       "r_sem": r_sem(spec, chain, world),
       "r_spa": r_spa(spec, chain, world, spa_scale),

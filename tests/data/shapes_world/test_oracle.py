@@ -80,6 +80,28 @@ def test_wrong_colour():
   assert oracle.r_sem(spec, _chain(*objs)) == pytest.approx(0.5)
 
 
+def test_object_outcomes_say_what_became_of_each_object_asked_for():
+  spec = prompts.parse_prompt("a red circle and a blue square", "color")
+  box, other = (100, 100, 300, 300), (600, 600, 800, 800)
+  outcomes = lambda *objs: oracle.object_outcomes(spec, objs)
+  assert outcomes(_obj("circle", "red", box), _obj("square", "blue", other)) == dict(
+      read=2, shape_misread=0, attribute_misread=0, missing=0)
+  # Green circle: the red circle's shape in another colour; blue star: the blue square's colour, another shape.
+  assert outcomes(_obj("circle", "green", box), _obj("star", "blue", other)) == dict(
+      read=0, shape_misread=1, attribute_misread=1, missing=0)
+  # One-to-one, misread shapes first: a lone blue circle is the square drawn round; the red circle is missing.
+  assert outcomes(_obj("circle", "blue", box)) == dict(read=0, shape_misread=1, attribute_misread=0, missing=1)
+  assert outcomes() == dict(read=0, shape_misread=0, attribute_misread=0, missing=2)
+  striped = prompts.parse_prompt("a striped red circle", "texture")
+  assert oracle.object_outcomes(striped, [_obj("circle", "red", box, "dotted")])["attribute_misread"] == 1
+  assert oracle.object_outcomes(striped, [_obj("star", "red", box, "striped")])["shape_misread"] == 1
+  three = prompts.parse_prompt("three purple circles", "numeracy")
+  objs = [_obj("circle", "purple", box), _obj("circle", "purple", other), _obj("square", "purple", box),
+          _obj("circle", "green", other)]
+  assert oracle.object_outcomes(three, objs) == dict(read=2, shape_misread=1, attribute_misread=0, missing=0)
+  assert oracle.check_objects(three, objs).binding == pytest.approx(2 / 3)  # "read" is what binding counts
+
+
 def test_wrong_count():
   spec = prompts.parse_prompt("three purple circles", "numeracy")
   four = [_obj("circle", "purple", (100 + 300 * i, 100 + 500 * j, 300 + 300 * i, 300 + 500 * j))
