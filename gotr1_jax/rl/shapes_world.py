@@ -159,13 +159,16 @@ def _reward_model(config: ConfigDict):
 
 def check_chain_only(config: ConfigDict) -> None:
   """Raises naming the fix unless a run that samples no images (task.sample_images=False) can: its
-  loss on the chain alone, and its reward the oracle's chain rewards (R_sem, R_spa) as a weighted sum
-  that weighs nothing else."""
+  loss on the chain alone, no KL weight of its own for image codes (rl.image_beta), and its reward
+  the oracle's chain rewards (R_sem, R_spa) as a weighted sum that weighs nothing else."""
   t, r = config.task, config.reward
   fix = "; or set config.task.sample_images=True."
   if t.get("loss_tokens", "all") != "chain":
     raise ValueError("config.task.sample_images=False needs config.task.loss_tokens='chain' (there are no "
                      f"image tokens to train), not {t.get('loss_tokens', 'all')!r}" + fix)
+  if config.rl.get("image_beta") is not None:
+    raise ValueError("config.task.sample_images=False leaves no image codes for config.rl.image_beta="
+                     f"{config.rl.image_beta} to weigh; leave it unset" + fix)
   if r.kind != "function" or t.get("reward_fn", "oracle") != "oracle":
     raise ValueError("config.task.sample_images=False needs a reward of the chain alone: config.reward.kind="
                      f"'function' with config.task.reward_fn='oracle' (this run has {r.kind!r}, "

@@ -182,6 +182,7 @@ def test_spatial_config_is_the_measured_layout_run():
     ("task.reward_fn", "t2i_score", "reward.kind='function' with config.task.reward_fn='oracle'"),
     ("reward.combine", "product", "combine='weighted_sum' with weights.r_ri = weights.r_pi = 0"),
     ("reward.weights.r_pi", 1.0, "combine='weighted_sum' with weights.r_ri = weights.r_pi = 0"),
+    ("rl.image_beta", 0.05, "no image codes for config.rl.image_beta=0.05 to weigh; leave it unset"),
 ])
 def test_a_run_without_images_must_read_the_chain_alone(field, value, message):
   from gotr1_jax.rl.shapes_world import check_chain_only
