@@ -143,14 +143,18 @@ def object_breakdown(records: Sequence[Mapping[str, Any]]) -> dict[str, dict[str
 
 
 def format_object_table(breakdown: Mapping[str, Mapping[str, float]],
-                        ceiling: Optional[Mapping[str, float]] = None) -> str:
+                        ceiling: Optional[Mapping[str, float]] = None,
+                        before: Optional[Mapping[str, Mapping[str, float]]] = None) -> str:
   """A markdown table of `object_breakdown`; with `ceiling` (per category: the oracle's score of the
-  VQ's round trip of true scenes, pretrain/vq_train.roundtrip_scores) a last column beside it."""
+  VQ's round trip of true scenes, pretrain/vq_train.roundtrip_scores) a last column beside it; with
+  `before` (an earlier breakdown on the same prompts) each fraction as "before → this"."""
   header = ["category", "objects asked"] + list(OBJECT_COLUMNS.values())
   header += ["VQ round trip of true scenes (score)"] if ceiling is not None else []
   lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
   for c, row in breakdown.items():
-    cells = [c, str(int(row["asked"]))] + [f"{row[k]:.3f}" for k in OBJECT_COLUMNS]
+    earlier = (before or {}).get(c)
+    cell = lambda k: f"{earlier[k]:.3f} → {row[k]:.3f}" if earlier else f"{row[k]:.3f}"  # noqa: E731
+    cells = [c, str(int(row["asked"]))] + [cell(k) for k in OBJECT_COLUMNS]
     cells += [f"{ceiling[c]:.3f}" if c in ceiling else "-"] if ceiling is not None else []
     lines.append("| " + " | ".join(cells) + " |")
   return "\n".join(lines)

@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image
 
 from gotr1_jax.eval import paired
-from gotr1_jax.eval.shapes_eval import format_table
+from gotr1_jax.eval.shapes_eval import format_object_table, format_table
 from gotr1_jax.metrics import image_grid, line_plot, read_metrics
 
 GRID_PROMPTS = 12  # prompts shown in each before/after grid (spread over the categories)
@@ -94,7 +94,16 @@ def _table_lines(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[st
           "and seeds before and after).", "", before_after_table(before, after), "",
           "The interval is a 95% paired bootstrap over the val prompts (eval/paired.py): a change whose "
           "interval holds 0 is within evaluation noise. It does not cover the spread between training "
-          "runs with other seeds.", ""]
+          "runs with other seeds.", ""] + _object_lines(before, after)
+
+
+def _object_lines(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[str]:
+  """What became of the objects the prompts ask for, before → after (evaluations that kept it)."""
+  if "objects" not in before or "objects" not in after:
+    return []
+  return ["What became of the objects the prompts ask for, before → after (fractions of them; the oracle's "
+          "reading of the images, oracle.object_outcomes):", "",
+          format_object_table(after["objects"], before=before["objects"]), ""]
 
 
 def _grid_lines(before_png: str, after_png: str) -> list[str]:

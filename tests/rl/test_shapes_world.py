@@ -62,6 +62,8 @@ def test_two_steps_then_resume(policy_dir, tmp_path):
   report = (workdir / "report.md").read_text()
   assert "| oracle score | before (step 0) | after (step 2) | change | 95% interval of the change |" in report
   assert "paired bootstrap over the val prompts" in report
+  assert "| category | objects asked | planned in the chain | read with every attribute |" in report
+  assert set(before["objects"]) == set(after["objects"]) and " → " in report.split("objects asked")[1]
   for f in ("reward_curve.png", "eval_before.png", "eval_after.png"):
     assert (workdir / "report" / f).stat().st_size > 0
 
