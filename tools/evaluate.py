@@ -12,8 +12,8 @@ oracle, and prints per-category scores plus chain quality (fraction of valid cha
 box IoU, the four exact GoT-R1 rewards), then where the category scores are lost: per category,
 of the objects the prompts ask for, how many the chains plan and what the oracle reads of each in
 the images (read with every attribute, another shape, another colour or texture, not found),
-beside the oracle's score of the VQ's round trip of --vq_scenes true scenes per prompt (the most a
-policy drawing through that VQ could reach). Then, with --reliance_batches > 0, how much the policy
+beside the oracle's score of the VQ's round trip of --vq_scenes true scenes per prompt (what a policy
+that drew true scenes' codes would score: a practical ceiling, not a bound). Then, with --reliance_batches > 0, how much the policy
 draws from its chain (pretrain/chain_reliance.py: image NLL of val scenes with the true text, the
 shape or colour words permuted, the chains rolled). Writes summary.json, samples.jsonl and grid.png
 to --out. With --workdir it evaluates the newest policy of a GRPO run (LoRA merged into the run's
@@ -57,7 +57,7 @@ _SPLIT = flags.DEFINE_enum("split", "val", ["train", "val", "test"], "Prompt spl
 _RELIANCE = flags.DEFINE_integer("reliance_batches", 6, "Val batches (config.policy.batch_size scenes each) for "
                                  "the chain-reliance NLLs; 0 skips them.")
 _VQ_SCENES = flags.DEFINE_integer("vq_scenes", 2, "True scenes per prompt whose VQ round trip the oracle scores, "
-                                  "per category: the most a policy drawing through this VQ could reach (0 skips).")
+                                  "per category: what a policy that drew true scenes' codes would score (0 skips).")
 _OUT = flags.DEFINE_string("out", None, "Output directory (default runs/eval/<checkpoint name>_<split>).")
 _RUN_CONFIG = config_lib.define_config_file("run_config", None, "With --workdir: the config the GRPO run was "
                                             "trained with (file.py[:args]).")

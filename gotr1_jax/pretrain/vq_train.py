@@ -177,8 +177,9 @@ def evaluate_vq(model: VQModel, params: Any, batch: SceneBatch, batch_size: int,
 def roundtrip_scores(model: VQModel, params: Any, specs: Sequence[PromptSpec], scenes_per_prompt: int,
                      seed: int, batch_size: int = 32, world: WorldConfig = WorldConfig()) -> dict[str, float]:
   """Per category, the oracle's mean score of the VQ's round trip of true scenes: `scenes_per_prompt`
-  scenes drawn for each of `specs` (seeded), rendered, encoded, decoded and read back. The most a
-  policy drawing through this VQ could score on those prompts if it chose the codes of a true scene."""
+  scenes drawn for each of `specs` (seeded), rendered, encoded, decoded and read back: what a policy
+  that drew true scenes' codes would score on those prompts (a practical ceiling, not a bound: other
+  codes may decode better)."""
   if scenes_per_prompt < 1:
     raise ValueError(f"scenes_per_prompt must be >= 1, got {scenes_per_prompt}.")
   batch = scene_batch([s for s in specs for _ in range(scenes_per_prompt)], np.random.default_rng(seed), world)

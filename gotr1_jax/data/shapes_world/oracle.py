@@ -2,8 +2,8 @@
 
 Owns the symbolic checks of objects against a prompt (attribute binding, counts, relations,
 precision, and what became of each object the prompt asks for), the per-category scores, and
-exact r_sem / r_spa / r_ri / r_pi in [0, 1]. Reading
-objects out of an image is detect.py's job; parsing chains is chains.py's.
+exact r_sem / r_spa / r_ri / r_pi in [0, 1]. Reading objects out of an image is detect.py's job;
+parsing chains is chains.py's.
 """
 from __future__ import annotations
 
@@ -89,8 +89,9 @@ def object_outcomes(spec: PromptSpec, objects: Sequence[SceneObject]) -> dict[st
     compatible = np.array([[test(instances[i], objects[j]) for j in left_o] for i in left_i], dtype=bool)
     matched = _max_matching(compatible.reshape(len(left_i), len(left_o)))
     out[outcome] = len(matched)
-    left_i = [i for k, i in enumerate(left_i) if k not in set(matched[:, 0])]
-    left_o = [j for k, j in enumerate(left_o) if k not in set(matched[:, 1])]
+    taken_i, taken_o = set(matched[:, 0].tolist()), set(matched[:, 1].tolist())
+    left_i = [i for k, i in enumerate(left_i) if k not in taken_i]
+    left_o = [j for k, j in enumerate(left_o) if k not in taken_o]
   out["missing"] = len(left_i)
   return out
 
