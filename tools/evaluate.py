@@ -9,21 +9,21 @@
 Samples K (chain, image) pairs per prompt for the first N prompts of each category's split file
 (config.eval: prompts_per_category, num_samples, generation settings), scores each image with the
 oracle, and prints per-category scores plus chain quality (fraction of valid chains, chain -> image
-box IoU, the four exact GoT-R1 rewards), then where the category scores are lost: per category,
-of the objects the prompts ask for, how many the chains plan and what the oracle reads of each in
-the images (read with every attribute, another shape, another colour or texture, not found),
-beside the oracle's score of the VQ's round trip of --vq_scenes true scenes per prompt (what a policy
-that drew true scenes' codes would score: a practical ceiling, not a bound). Then, with --reliance_batches > 0, how much the policy
-draws from its chain (pretrain/chain_reliance.py: image NLL of val scenes with the true text, the
-shape or colour words permuted, the chains rolled). Writes summary.json, samples.jsonl and grid.png
-to --out. With --workdir it evaluates the newest policy of a GRPO run (LoRA merged into the run's
-starting policy; --run_config is the config the run was trained with; of a run in stages, its last
-stage's policy). With --compare it also prints this evaluation beside an earlier summary.json made
-with the same prompts and seeds, each change with its 95% paired-bootstrap interval
-(eval/paired.py): more samples than a run's own report evaluates, when a change is too small for
-that report to tell from noise. On a CPU host it samples on one XLA device per core
-(gotr1_jax/host_devices.py), each chunk spread over the devices that divide it; the same samples as
-one device draws.
+box IoU, the four exact GoT-R1 rewards), then where the category scores are lost: per category, of
+the objects the prompts ask for, how many the chains plan and what the oracle reads of each in the
+images (read with every attribute, another shape, another colour or texture, not found), beside the
+oracle's score of the VQ's round trip of --vq_scenes true scenes per prompt (what a policy that drew
+true scenes' codes would score: a practical ceiling, not a bound). Then, with --reliance_batches
+above 0, how much the policy draws from its chain (pretrain/chain_reliance.py: image NLL of val
+scenes with the true text, the shape or colour words permuted, the chains rolled). Writes
+summary.json, samples.jsonl and grid.png to --out. With --workdir it evaluates the newest policy of
+a GRPO run (LoRA merged into the run's starting policy; --run_config is the config the run was
+trained with; of a run in stages, its last stage's policy). With --compare it also prints this
+evaluation beside an earlier summary.json made with the same prompts and seeds, each change with its
+95% paired-bootstrap interval (eval/paired.py): more samples than a run's own report evaluates, when
+a change is too small for that report to tell from noise. On a CPU host it samples on one XLA device
+per core (gotr1_jax/host_devices.py), each chunk spread over the devices that divide it; the same
+samples as one device draws.
 """
 import json
 import logging
@@ -143,8 +143,7 @@ def main(argv):
           "over the prompts (eval/paired.py):\n")
     print(shapes_eval.format_table([("earlier", earlier), ("this", summary)],
                                    intervals=paired.change_intervals(earlier, summary)))
-  print("\nWhat became of the objects the prompts ask for (fractions of them; the oracle's reading of the images, "
-        "oracle.object_outcomes):\n")
+  print(f"\n{shapes_eval.OBJECTS_CAPTION}:\n")
   print(shapes_eval.format_object_table(summary["objects"], ceiling))
   if reliance:
     print("\nImage NLL of val scenes (nats per code; higher when the edited text no longer matches the image):")

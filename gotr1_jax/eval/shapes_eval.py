@@ -126,6 +126,8 @@ def format_table(results: Sequence[tuple[str, Mapping[str, Any]]],
   return "\n".join(lines)
 
 
+OBJECTS_CAPTION = ("What became of the objects the prompts ask for (fractions of them; the oracle's reading of "
+                   "the images, oracle.object_outcomes)")
 OBJECT_COLUMNS = {"planned": "planned in the chain", "read": "read with every attribute",
                   "shape_misread": "its colour and texture, another shape",
                   "attribute_misread": "its shape, another colour or texture", "missing": "not found"}

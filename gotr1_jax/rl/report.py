@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image
 
 from gotr1_jax.eval import paired
-from gotr1_jax.eval.shapes_eval import format_object_table, format_table
+from gotr1_jax.eval.shapes_eval import OBJECTS_CAPTION, format_object_table, format_table
 from gotr1_jax.metrics import image_grid, line_plot, read_metrics
 
 GRID_PROMPTS = 12  # prompts shown in each before/after grid (spread over the categories)
@@ -101,9 +101,8 @@ def _object_lines(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[s
   """What became of the objects the prompts ask for, before → after (evaluations that kept it)."""
   if "objects" not in before or "objects" not in after:
     return []
-  return ["What became of the objects the prompts ask for, before → after (fractions of them; the oracle's "
-          "reading of the images, oracle.object_outcomes):", "",
-          format_object_table(after["objects"], before=before["objects"]), ""]
+  return [f"{OBJECTS_CAPTION}, before → after:", "", format_object_table(after["objects"], before=before["objects"]),
+          ""]
 
 
 def _grid_lines(before_png: str, after_png: str) -> list[str]:

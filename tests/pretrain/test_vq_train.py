@@ -11,11 +11,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from gotr1_jax.data.shapes_world import detect, oracle
+from gotr1_jax.eval.shapes_eval import eval_prompts
 from gotr1_jax.metrics import read_metrics
 from gotr1_jax.models.vq import VQModel, from_uint8
 from gotr1_jax.pretrain import shipped
-from gotr1_jax.data.shapes_world import detect, oracle
-from gotr1_jax.eval.shapes_eval import eval_prompts
 from gotr1_jax.pretrain.scenes import SceneStream, scene_batch
 from gotr1_jax.pretrain.vq_train import (
     image_roundtrip, init_vq_state, make_vq_train_step, reconstruct, roundtrip_scores, straight_through, train_vq,
