@@ -26,7 +26,9 @@ with the scene-tower judge the chains drifted (oracle R_sem and R_spa -0.20 over
 Training prompts (chosen here; GoT-R1 trains on T2I-CompBench's train split and LAION): those of the
 claim's categories, color, shape, texture and 2D-spatial (`categories=claim`); `categories=all`
 adds numeracy and complex, as before session 20.
-What it changes: on 1,200 val samples with paired 95% intervals (tools/evaluate.py --compare), 160
+What it changes: from the 5-round SFT policy shipped since session 31, on 1,200 val samples with
+paired 95% intervals (tools/evaluate.py --compare), overall +0.007 [-0.009, +0.022], no category
+clear: less than the 5th SFT round itself gained (+0.063). From the 4-round policy before it, 160
 steps with the shipped scene-tower judge move overall by +0.018 [+0.001, +0.035] (seed 0, session
 21), +0.017 and +0.015 (seeds 0 and 1 before the buckets below), complex (not trained) by +0.024 to
 +0.040, each attribute category by less than its noise and spatial by +0.000 to +0.030 (README); on

@@ -13,9 +13,10 @@ steps (docs/shapes_findings.md):
 - At 0.01, with 2 or 4 update passes per rollout, the chains broke (valid 0.88, 0.83).
 The judge's rewards drift already at 0.03 (overall 0.137 -> 0.126), so the judge run keeps 0.1.
 Comparing the two reports shows how much of the exact-reward gain the judge-reward run keeps.
-Re-measured on 1,200 val samples with paired 95% intervals (tools/evaluate.py --compare, README):
-40 steps change overall by +0.003 [-0.011, +0.018]; `:steps=240` by +0.020 [+0.007, +0.034]
-(color +0.042, shape +0.052, valid chains unchanged); with seed=1 by +0.024 [+0.007, +0.041].
+Re-measured on 1,200 val samples with paired 95% intervals (tools/evaluate.py --compare, README),
+from the 3-round SFT policy, then (the last sentence) the 4-round one shipped in sessions 20-30: 40
+steps change overall by +0.003 [-0.011, +0.018]; `:steps=240` by +0.020 [+0.007, +0.034] (color
++0.042, shape +0.052, valid chains unchanged); with seed=1 by +0.024 [+0.007, +0.041].
 Those ran on all six categories (`categories=all`: 160 steps +0.015 [-0.002, +0.031]); on the
 claim's four (the default since session 20) 160 steps give +0.030 [+0.012, +0.049] (seed 0) and
 +0.024 [+0.006, +0.043] (seed 1), color +0.043 / +0.044, spatial +0.010 / +0.010.

@@ -9,9 +9,9 @@ configs/shapes_demo_oracle.py (the oracle's exact rewards, beta 0.03) with R_spa
 on the chain's tokens only. As neither the loss nor the reward reads an image, the rollouts draw
 chains only (`task.sample_images=False`: the same chains, loss and KL, without the image phase and
 the VQ decode); the evaluations before and after still draw images.
-Measured from the shipped 4-round SFT policy (docs/shapes_findings.md), on 1,200 paired val
-samples: spatial 0.095 -> 0.185 (change +0.090 [+0.030, +0.160]), numeracy +0.057 [+0.013, +0.105],
-overall +0.024 [+0.005, +0.043], valid chains unchanged. The chain put the two objects in the asked
+Measured from the 4-round SFT policy shipped in sessions 20-30 (docs/shapes_findings.md), on 1,200
+paired val samples: spatial 0.095 -> 0.185 (change +0.090 [+0.030, +0.160]), numeracy +0.057
+[+0.013, +0.105], overall +0.024 [+0.005, +0.043], valid chains unchanged. The chain put the two objects in the asked
 relation 97% of the time, up from 54%.
 As a first stage (`:steps=60`, its policy written with tools/export_policy.py, then 100 steps of
 configs/shapes_demo.py from it; configs/shapes_demo_staged.py runs the pair as one command) spatial
