@@ -27,15 +27,16 @@ Training prompts (chosen here; GoT-R1 trains on T2I-CompBench's train split and 
 claim's categories, color, shape, texture and 2D-spatial (`categories=claim`); `categories=all`
 adds numeracy and complex, as before session 20.
 What it changes: from the 5-round SFT policy shipped since session 31, on 1,200 val samples with
-paired 95% intervals (tools/evaluate.py --compare), overall +0.007 [-0.009, +0.022], no category
-clear: less than the 5th SFT round itself gained (+0.063). From the 4-round policy before it, 160
-steps with the shipped scene-tower judge move overall by +0.018 [+0.001, +0.035] (seed 0, session
-21), +0.017 and +0.015 (seeds 0 and 1 before the buckets below), complex (not trained) by +0.024 to
-+0.040, each attribute category by less than its noise and spatial by +0.000 to +0.030 (README); on
-all six categories overall -0.001 [-0.016, +0.014]. With exact rewards (shapes_demo_oracle) the four
-categories give +0.030 and +0.024, all six +0.015. 160 steps at about 5 s took 15 min with set-up
-(`make demo` in fresh clones on session 21's machine: 15 min 1 s and 15 min 22 s), at the budget;
-on session 22's slower machine steps of 5.9 s, about 18.5 min.
+paired 95% intervals (tools/evaluate.py --compare), overall +0.007 [-0.009, +0.022] and +0.014
+[-0.005, +0.031] (seeds 0, 1), no claimed category clear: less than the 5th SFT round itself gained
+(+0.063). From the 4-round policy before it, 160 steps with the shipped scene-tower judge move
+overall by +0.018 [+0.001, +0.035] (seed 0, session 21), +0.017 and +0.015 (seeds 0 and 1 before the
+buckets below), complex (not trained) by +0.024 to +0.040, each attribute category by less than its
+noise and spatial by +0.000 to +0.030 (README); on all six categories overall -0.001 [-0.016,
++0.014]. With exact rewards (shapes_demo_oracle) the four categories give +0.030 and +0.024, all six
++0.015. 160 steps at about 5 s took 15 min with set-up (`make demo` in fresh clones on session 21's
+machine: 15 min 1 s and 15 min 22 s), at the budget; on session 22's slower machine steps of 5.9 s,
+about 18.5 min.
 """
 from gotr1_jax import config_lib
 from gotr1_jax.rewards.config import reward_defaults
