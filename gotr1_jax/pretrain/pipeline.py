@@ -20,6 +20,17 @@ from gotr1_jax.pretrain import shipped
 STAGES: tuple[str, ...] = ("vq", "policy", "judge")
 
 
+def _load_vq(out_dir: str, stage: str):
+  """The VQ checkpoint at out_dir/vq that `stage` reads, or an error naming both ways to put one there."""
+  path = shipped.checkpoint_dir("vq", out_dir)
+  if not (path / "config.json").exists():
+    raise FileNotFoundError(
+        f"The {stage} stage reads the VQ tokenizer from {path}, which has none. Copy the shipped one there "
+        f"(`mkdir -p {out_dir} && cp -r {shipped.checkpoint_dir('vq')} {path}`) or train it first: "
+        f"`python tools/pretrain_shapes.py --config configs/shapes_pretrain.py --only vq --out_dir {out_dir}`.")
+  return shipped.load_vq(path)
+
+
 def _run_vq(config: ConfigDict, workdir: str, out_dir: str) -> dict[str, float]:
   from gotr1_jax.pretrain.vq_train import train_vq
   vq_config, params, metrics = train_vq(config, workdir)
@@ -31,7 +42,7 @@ def _run_policy(config: ConfigDict, workdir: str, out_dir: str) -> dict[str, flo
   """`policy.rounds` rounds of SFT, each saved to out_dir/policy and evaluated under
   workdir/round<k>; round k > 0 continues from the one before (see configs/shapes_pretrain.py)."""
   from gotr1_jax.pretrain.sft_policy import train_policy
-  vq_config, vq_params = shipped.load_vq(shipped.checkpoint_dir("vq", out_dir))
+  vq_config, vq_params = _load_vq(out_dir, "policy")
   c, dest = config.policy, shipped.checkpoint_dir("policy", out_dir)
   first = c.init_step // c.steps
   if not 0 <= first < c.rounds or c.init_step % c.steps:
@@ -62,7 +73,7 @@ def _run_judge(config: ConfigDict, workdir: str, out_dir: str) -> dict[str, floa
   from gotr1_jax.pretrain.vq_train import image_roundtrip
   transform = None
   if config.judge.vq_fraction > 0:  # the policy's images are VQ decodes: show the judge some
-    vq_config, vq_params = shipped.load_vq(shipped.checkpoint_dir("vq", out_dir))
+    vq_config, vq_params = _load_vq(out_dir, "judge")
     model = VQModel(vq_config)
     transform = image_roundtrip(model, vq_params)
   phases = phase_configs(config)

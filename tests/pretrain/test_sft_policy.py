@@ -168,8 +168,11 @@ def test_checkpoint_loads_back_and_generates_the_same(trained, tmp_path):
 
 
 def test_policy_stage_errors_name_the_fix(tmp_path):
-  with pytest.raises(FileNotFoundError, match="pretrain_shapes.py"):  # no VQ trained yet
-    pipeline.run_stages(tiny_config(), ("policy",), str(tmp_path / "runs"), str(tmp_path / "empty"))
+  empty = tmp_path / "empty"
+  with pytest.raises(FileNotFoundError) as error:  # no VQ in out_dir
+    pipeline.run_stages(tiny_config(), ("policy",), str(tmp_path / "runs"), str(empty))
+  assert f"cp -r {shipped.checkpoint_dir('vq')} {empty / 'vq'}" in str(error.value)
+  assert f"--only vq --out_dir {empty}" in str(error.value)
   with pytest.raises(ValueError, match="num_patches=8"):
     janus_config_for(tiny_config().policy.model, vq_config_from_dict(dict(tiny_config().vq.model, num_patches=4)))
 
