@@ -4,7 +4,8 @@ Owns the mesh presets (`data`, `fsdp`, `fsdp+tensor`), the logical-axis rule tab
 optimizer / LoRA / checkpoint defaults (GOT_R1_FACTS.md §5; unpublished values say so), parsing of
 the `--config file.py:key=value,...` argument, and `check_config`, which turns a wrong field into
 one clear error naming it; `parse_flags` does the same for a `--config.<field>` override on the
-command line of the tools. Config files say *what*; they are small functions of these pieces.
+command line of the tools, and `run_tool` for an error raised while a tool runs. Config files say
+*what*; they are small functions of these pieces.
 """
 from __future__ import annotations
 
@@ -208,3 +209,32 @@ def parse_flags(argv: Sequence[str]) -> list[str]:
   except (AttributeError, KeyError) as e:
     sys.stderr.write(f"FATAL Flags parsing error: {unknown_override_message(argv, e, set(flags.FLAGS))}\n")
     sys.exit(1)
+
+
+# What the library raises for input a user can fix (a path, a config value, a file's contents); each
+# message names the fix. A tool run by run_tool ends on such an error with its message alone.
+USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError)
+TRACEBACK_ENV = "GOTR1_TRACEBACK"
+
+
+def run_tool(main: Any, argv: Sequence[str] | None = None) -> None:
+  """`app.run(main)` for the tools, flags parsed by parse_flags: an error of USER_ERRORS raised while
+  the tool runs ends it with its message on one line (`Error: ...`, exit status 1), not a traceback
+  in which the message is the last line; `GOTR1_TRACEBACK=1` lets it propagate, traceback and all.
+  Any other exception keeps its traceback. jax's INFO line about the TPU backend it did not find,
+  printed by every run on a CPU or GPU host, is held back (its warnings are not)."""
+  import logging
+
+  from absl import app  # the tools' dependency, not the library's
+
+  def guarded(args):
+    logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
+    try:
+      return main(args)
+    except USER_ERRORS as e:
+      if os.environ.get(TRACEBACK_ENV, "") not in ("", "0"):
+        raise
+      sys.stderr.write(f"Error: {e}\n({TRACEBACK_ENV}=1 shows where it was raised.)\n")
+      sys.exit(1)
+
+  app.run(guarded, argv=None if argv is None else list(argv), flags_parser=parse_flags)

@@ -73,7 +73,7 @@ def test_unknown_override_names_the_argument_the_field_and_the_tools_own_flag():
 
 
 def test_a_tool_reports_an_unknown_override_in_one_line(tmp_path):
-  # The wiring: every tool with a --config passes config_lib.parse_flags to app.run.
+  # The wiring: every tool but the benchmarks runs its main through config_lib.run_tool (parse_flags).
   root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   tools = [f for f in sorted(os.listdir(os.path.join(root, "tools"))) if f.endswith(".py")]
   with_config = [f for f in tools if "define_config_file" in open(os.path.join(root, "tools", f)).read()]
@@ -81,14 +81,45 @@ def test_a_tool_reports_an_unknown_override_in_one_line(tmp_path):
   for f in tools:
     text = open(os.path.join(root, "tools", f)).read()
     assert "config_flags.DEFINE_config_file" not in text, f  # config_lib.define_config_file instead
-    if f in with_config:
-      assert "flags_parser=config_lib.parse_flags" in text, f
+    if not f.startswith("bench_"):
+      assert "config_lib.run_tool(main)" in text and "app.run(" not in text, f
   out = subprocess.run([sys.executable, os.path.join(root, "tools", "train.py"), "--config",
                         os.path.join(root, "configs", "toy_demo.py"), f"--config.workdir={tmp_path}"],
                        capture_output=True, text=True, cwd=root, timeout=120)
   assert out.returncode == 1
   assert "Traceback" not in out.stderr
   assert "--config.workdir: the config has no field 'workdir'; --workdir is this tool's own flag" in out.stderr
+
+
+def test_a_user_error_while_a_tool_runs_is_one_message(tmp_path):
+  # check_config's ValueError, raised once the run starts: its message, no traceback.
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  out = subprocess.run([sys.executable, os.path.join(root, "tools", "train.py"), "--config",
+                        os.path.join(root, "configs", "toy_demo.py"), "--config.rl.kl=k4", f"--workdir={tmp_path}"],
+                       capture_output=True, text=True, cwd=root, timeout=120)
+  assert out.returncode == 1
+  assert "Traceback" not in out.stderr
+  assert "Error: config.rl.kl='k4' must be one of" in out.stderr
+  assert f"({config_lib.TRACEBACK_ENV}=1 shows where it was raised.)" in out.stderr
+
+
+def test_run_tool_keeps_the_traceback_when_asked_and_for_other_errors(monkeypatch, capsys):
+  def fails_with(error):
+    def main(argv):
+      del argv
+      raise error
+    return main
+
+  with pytest.raises(SystemExit) as exit_info:
+    config_lib.run_tool(fails_with(FileNotFoundError("No checkpoint at x; pass --checkpoint.")), argv=["tool"])
+  assert exit_info.value.code == 1
+  err = capsys.readouterr().err
+  assert err.startswith("Error: No checkpoint at x; pass --checkpoint.\n") and "Traceback" not in err
+  with pytest.raises(RuntimeError, match="a bug"):  # not a user's error: propagates as it is
+    config_lib.run_tool(fails_with(RuntimeError("a bug")), argv=["tool"])
+  monkeypatch.setenv(config_lib.TRACEBACK_ENV, "1")
+  with pytest.raises(FileNotFoundError, match="pass --checkpoint"):
+    config_lib.run_tool(fails_with(FileNotFoundError("No checkpoint at x; pass --checkpoint.")), argv=["tool"])
 
 
 def test_an_unknown_override_of_a_default_config_is_one_line_too(tmp_path, monkeypatch, capsys):

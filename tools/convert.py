@@ -20,9 +20,10 @@ import os
 import sys
 import time
 
-from absl import app, flags
+from absl import flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from gotr1_jax import config_lib  # noqa: E402
 from gotr1_jax.convert import FAMILIES, INSTALL_TORCH, family_module  # noqa: E402
 from gotr1_jax.convert.flax_io import VERIFY_TOLERANCE  # noqa: E402
 
@@ -79,4 +80,4 @@ def main(argv):
 
 if __name__ == "__main__":
   flags.mark_flags_as_required(["family", "to", "src", "dst"])
-  app.run(main)
+  config_lib.run_tool(main)

@@ -31,7 +31,7 @@ import os
 import sys
 import time
 
-from absl import app, flags
+from absl import flags
 from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -152,4 +152,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main, flags_parser=config_lib.parse_flags)
+  config_lib.run_tool(main)

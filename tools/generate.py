@@ -15,7 +15,7 @@ import sys
 import time
 
 import jax
-from absl import app, flags
+from absl import flags
 from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -70,4 +70,4 @@ def main(argv):
 
 if __name__ == "__main__":
   flags.mark_flags_as_required(["checkpoint", "prompt", "out"])
-  app.run(main, flags_parser=config_lib.parse_flags)
+  config_lib.run_tool(main)

@@ -23,7 +23,7 @@ import sys
 
 import jax
 import numpy as np
-from absl import app, flags
+from absl import flags
 from tqdm import tqdm
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -92,4 +92,4 @@ def main(argv):
 
 if __name__ == "__main__":
   flags.mark_flags_as_required(["out"])
-  app.run(main, flags_parser=config_lib.parse_flags)
+  config_lib.run_tool(main)

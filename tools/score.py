@@ -19,7 +19,7 @@ import sys
 from collections import defaultdict
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -115,4 +115,4 @@ def main(argv):
 
 if __name__ == "__main__":
   flags.mark_flags_as_required(["prompts", "images"])
-  app.run(main, flags_parser=config_lib.parse_flags)
+  config_lib.run_tool(main)
