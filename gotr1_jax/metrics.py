@@ -2,19 +2,23 @@
 
 Owns the on-disk format of a run's metrics (``metrics.csv``, wide: one row per step, one column
 per stable metric name such as ``reward/r_pi``, ``loss/kl``, ``perf/tokens_per_s``), TensorBoard
-scalars (tensorboardX; TensorFlow is not needed) and image grids under ``images/``. It computes no
-metric itself.
+scalars (tensorboardX; TensorFlow is not needed) and image grids under ``images/``, and how log
+lines share the terminal with a tqdm bar (``logs_above_bar``). It computes no metric itself.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
+import logging
 import math
 import os
-from typing import Mapping, Sequence
+import sys
+from typing import Iterator, Mapping, Sequence
 
 import numpy as np
 from PIL import Image, features
 from tensorboardX import SummaryWriter
+from tqdm import tqdm
 
 
 class MetricWriter:
@@ -151,3 +155,30 @@ def line_plot(series: Mapping[str, Sequence[tuple[float, float]]], title: str = 
       draw.ellipse([cx - 2, cy - 2, cx + 2, cy + 2], fill=color)
     draw.text((w - right - 150, top + 4 + 12 * i), name, fill=color)
   return np.asarray(img)
+
+
+class _AboveBar(logging.Handler):
+  """Writes each record with tqdm.write, formatted as the root logger's first handler formats it."""
+
+  def emit(self, record: logging.LogRecord) -> None:
+    try:
+      formatter = logging.root.handlers[0] if logging.root.handlers else super()
+      tqdm.write(formatter.format(record), file=sys.stderr)
+    except Exception:  # noqa: BLE001 -- logging must not raise; Handler.handleError reports it
+      self.handleError(record)
+
+
+@contextlib.contextmanager
+def logs_above_bar(name: str = "gotr1_jax") -> Iterator[None]:
+  """While a tqdm bar is drawn: records of logger `name` and its children go through tqdm.write, a
+  line above the bar, instead of through the root handlers, which (absl's among them) write after
+  the bar on its own line and leave a torn bar behind at every record. Levels are unchanged."""
+  logger, handler = logging.getLogger(name), _AboveBar()
+  propagate = logger.propagate
+  logger.addHandler(handler)
+  logger.propagate = False
+  try:
+    yield
+  finally:
+    logger.removeHandler(handler)
+    logger.propagate = propagate

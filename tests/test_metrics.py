@@ -1,10 +1,15 @@
-"""The metric writer: wide CSV with growing columns, TensorBoard events, PNG grids."""
+"""The metric writer: wide CSV with growing columns, TensorBoard events, PNG grids; log lines above a bar."""
+import io
+import logging
 import os
+import sys
 
 import numpy as np
 from PIL import Image
 
-from gotr1_jax.metrics import MetricWriter, image_grid, read_metrics
+from tqdm import tqdm
+
+from gotr1_jax.metrics import MetricWriter, image_grid, logs_above_bar, read_metrics
 
 
 def test_csv_grows_columns_and_tensorboard_events(tmp_path):
@@ -44,3 +49,27 @@ def test_drop_after_forgets_the_steps_a_resume_rewrites(tmp_path):
   w.close()
   rows = read_metrics(str(tmp_path / "metrics.csv"))
   assert [(r["step"], r["reward/mean"]) for r in rows] == [("1", "1.0"), ("2", "2.0"), ("3", "30.0")]
+
+
+def test_log_lines_go_above_the_bar_formatted_as_the_root_handler_does(monkeypatch):
+  terminal = io.StringIO()
+  monkeypatch.setattr(sys, "stderr", terminal)
+  root = logging.StreamHandler(io.StringIO())  # stands in for absl's handler on the root logger
+  root.setFormatter(logging.Formatter("I %(name)s] %(message)s"))
+  monkeypatch.setattr(logging.root, "handlers", [root, *logging.root.handlers])
+  monkeypatch.setattr(logging.root, "level", logging.INFO)
+  log = logging.getLogger("gotr1_jax.rl.trainer")
+  bar = tqdm(total=3, desc="GRPO", file=terminal)
+  with logs_above_bar():
+    bar.update(1)
+    log.info("step %d/%d: reward %.4f", 1, 3, 0.25)
+    bar.update(1)
+  bar.close()
+  lines = terminal.getvalue().split("\n")
+  line = next(x for x in lines if "step 1/3" in x)
+  # tqdm.write clears the bar ('\r' + blanks + '\r') and writes the record on a line of its own.
+  assert line.split("\r")[-1] == "I gotr1_jax.rl.trainer] step 1/3: reward 0.2500"
+  assert root.stream.getvalue() == ""  # not also written by the root handler, after the bar
+  log.info("after the bar")  # outside: back to the root handlers
+  assert root.stream.getvalue() == "I gotr1_jax.rl.trainer] after the bar\n"
+  assert "after the bar" not in terminal.getvalue()

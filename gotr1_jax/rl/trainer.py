@@ -24,7 +24,7 @@ from tqdm import tqdm
 from gotr1_jax import parallel
 from gotr1_jax.checkpoint import Checkpointer
 from gotr1_jax.config_lib import check_config
-from gotr1_jax.metrics import MetricWriter
+from gotr1_jax.metrics import MetricWriter, logs_above_bar
 from gotr1_jax.rewards.config import monitor_defaults
 from gotr1_jax.rewards.monitor import RewardMonitor
 from gotr1_jax.rl import report
@@ -55,7 +55,8 @@ def train(config: ConfigDict, workdir: str, task: Optional[Task] = None) -> dict
     writer = MetricWriter(workdir)
     writer.drop_after(int(state.step))  # rows of steps after the checkpoint are rewritten
     try:
-      last = _loop(config, task, setup, state, ckpt, writer, monitor, workdir, mesh, rules, tx)
+      with logs_above_bar():  # each step's log line above the GRPO bar, not torn into it
+        last = _loop(config, task, setup, state, ckpt, writer, monitor, workdir, mesh, rules, tx)
     finally:
       ckpt.close()
       writer.close()
