@@ -157,28 +157,44 @@ def line_plot(series: Mapping[str, Sequence[tuple[float, float]]], title: str = 
   return np.asarray(img)
 
 
-class _AboveBar(logging.Handler):
-  """Writes each record with tqdm.write, formatted as the root logger's first handler formats it."""
+class _AboveBar:
+  """A console stream whose writes go through tqdm.write: each line lands above the bars drawn there."""
 
-  def emit(self, record: logging.LogRecord) -> None:
-    try:
-      formatter = logging.root.handlers[0] if logging.root.handlers else super()
-      tqdm.write(formatter.format(record), file=sys.stderr)
-    except Exception:  # noqa: BLE001 -- logging must not raise; Handler.handleError reports it
-      self.handleError(record)
+  def __init__(self, stream):
+    self.stream = stream
+
+  def write(self, text: str) -> None:
+    if text.rstrip("\n"):
+      tqdm.write(text.rstrip("\n"), file=self.stream)
+
+  def flush(self) -> None:
+    self.stream.flush()
+
+  def __getattr__(self, name: str):
+    return getattr(self.stream, name)
+
+
+def _console_handlers() -> list[logging.StreamHandler]:
+  """The root logger's handlers that write to the terminal (absl's through its PythonHandler)."""
+  consoles = (sys.stderr, sys.stdout, sys.__stderr__, sys.__stdout__)
+  found = []
+  for handler in logging.root.handlers:
+    handler = getattr(handler, "python_handler", handler)
+    if isinstance(handler, logging.StreamHandler) and any(handler.stream is c for c in consoles):
+      found.append(handler)
+  return found
 
 
 @contextlib.contextmanager
-def logs_above_bar(name: str = "gotr1_jax") -> Iterator[None]:
-  """While a tqdm bar is drawn: records of logger `name` and its children go through tqdm.write, a
-  line above the bar, instead of through the root handlers, which (absl's among them) write after
-  the bar on its own line and leave a torn bar behind at every record. Levels are unchanged."""
-  logger, handler = logging.getLogger(name), _AboveBar()
-  propagate = logger.propagate
-  logger.addHandler(handler)
-  logger.propagate = False
+def logs_above_bar() -> Iterator[None]:
+  """While a tqdm bar is drawn: the root logger's console handlers write each record through
+  tqdm.write, a line above the bar, instead of after the bar on its own line (which leaves a torn
+  bar behind at every record). Handlers writing to files, levels and formats are unchanged."""
+  swapped = [(handler, handler.stream) for handler in _console_handlers()]
+  for handler, stream in swapped:
+    handler.stream = _AboveBar(stream)
   try:
     yield
   finally:
-    logger.removeHandler(handler)
-    logger.propagate = propagate
+    for handler, stream in swapped:
+      handler.stream = stream

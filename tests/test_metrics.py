@@ -51,12 +51,13 @@ def test_drop_after_forgets_the_steps_a_resume_rewrites(tmp_path):
   assert [(r["step"], r["reward/mean"]) for r in rows] == [("1", "1.0"), ("2", "2.0"), ("3", "30.0")]
 
 
-def test_log_lines_go_above_the_bar_formatted_as_the_root_handler_does(monkeypatch):
+def test_log_lines_go_above_the_bar_and_files_still_get_them(monkeypatch):
   terminal = io.StringIO()
   monkeypatch.setattr(sys, "stderr", terminal)
-  root = logging.StreamHandler(io.StringIO())  # stands in for absl's handler on the root logger
-  root.setFormatter(logging.Formatter("I %(name)s] %(message)s"))
-  monkeypatch.setattr(logging.root, "handlers", [root, *logging.root.handlers])
+  console = logging.StreamHandler(terminal)  # stands in for absl's handler on the root logger
+  console.setFormatter(logging.Formatter("I %(name)s] %(message)s"))
+  log_file = logging.StreamHandler(io.StringIO())  # a handler writing to a file: left as it is
+  monkeypatch.setattr(logging.root, "handlers", [console, log_file, *logging.root.handlers])
   monkeypatch.setattr(logging.root, "level", logging.INFO)
   log = logging.getLogger("gotr1_jax.rl.trainer")
   bar = tqdm(total=3, desc="GRPO", file=terminal)
@@ -65,11 +66,11 @@ def test_log_lines_go_above_the_bar_formatted_as_the_root_handler_does(monkeypat
     log.info("step %d/%d: reward %.4f", 1, 3, 0.25)
     bar.update(1)
   bar.close()
-  lines = terminal.getvalue().split("\n")
-  line = next(x for x in lines if "step 1/3" in x)
-  # tqdm.write clears the bar ('\r' + blanks + '\r') and writes the record on a line of its own.
+  line = next(x for x in terminal.getvalue().split("\n") if "step 1/3" in x)
+  # tqdm.write clears the bar ('\r' + blanks + '\r') and writes the record on a line of its own;
+  # without it the record follows the bar's text on the bar's line.
   assert line.split("\r")[-1] == "I gotr1_jax.rl.trainer] step 1/3: reward 0.2500"
-  assert root.stream.getvalue() == ""  # not also written by the root handler, after the bar
-  log.info("after the bar")  # outside: back to the root handlers
-  assert root.stream.getvalue() == "I gotr1_jax.rl.trainer] after the bar\n"
-  assert "after the bar" not in terminal.getvalue()
+  assert log_file.stream.getvalue() == "step 1/3: reward 0.2500\n"
+  assert console.stream is terminal  # restored
+  log.info("after the bar")
+  assert terminal.getvalue().endswith("I gotr1_jax.rl.trainer] after the bar\n")
