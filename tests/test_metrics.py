@@ -51,14 +51,14 @@ def test_drop_after_forgets_the_steps_a_resume_rewrites(tmp_path):
   assert [(r["step"], r["reward/mean"]) for r in rows] == [("1", "1.0"), ("2", "2.0"), ("3", "30.0")]
 
 
-def test_log_lines_go_above_the_bar_and_files_still_get_them(monkeypatch):
+def test_log_lines_go_above_the_bar_and_files_still_get_them(monkeypatch, caplog):
   terminal = io.StringIO()
   monkeypatch.setattr(sys, "stderr", terminal)
   console = logging.StreamHandler(terminal)  # stands in for absl's handler on the root logger
   console.setFormatter(logging.Formatter("I %(name)s] %(message)s"))
   log_file = logging.StreamHandler(io.StringIO())  # a handler writing to a file: left as it is
   monkeypatch.setattr(logging.root, "handlers", [console, log_file, *logging.root.handlers])
-  monkeypatch.setattr(logging.root, "level", logging.INFO)
+  caplog.set_level(logging.INFO)  # root's setLevel: clears the loggers' cached isEnabledFor, restored after
   log = logging.getLogger("gotr1_jax.rl.trainer")
   bar = tqdm(total=3, desc="GRPO", file=terminal)
   with logs_above_bar():
