@@ -188,8 +188,8 @@ def _console_handlers() -> list[logging.StreamHandler]:
 @contextlib.contextmanager
 def logs_above_bar() -> Iterator[None]:
   """While a tqdm bar is drawn: the root logger's console handlers write each record through
-  tqdm.write, a line above the bar, instead of after the bar on its own line (which leaves a torn
-  bar behind at every record). Handlers writing to files, levels and formats are unchanged."""
+  tqdm.write, a line above the bar, instead of after the bar's text on the bar's line (which leaves
+  a torn bar behind at every record). Handlers writing to files, levels and formats are unchanged."""
   swapped = [(handler, handler.stream) for handler in _console_handlers()]
   for handler, stream in swapped:
     handler.stream = _AboveBar(stream)
