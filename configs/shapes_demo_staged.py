@@ -18,8 +18,9 @@ Why: within GoT-R1's product a wrong layout keeps 5/6 of its reward and the tiny
 layouts, so `make demo` alone does not raise 2D-spatial clearly; a layout stage first does
 (README, "Does GRPO raise the scores?"; docs/shapes_findings.md, "A layout stage, then the demo").
 From the 5-round SFT policy shipped since session 31 (1,200 paired val samples) the pair raised spatial
-by +0.060 [+0.000, +0.120] (seed 0) and +0.080 [+0.010, +0.150] (seed 1), overall by +0.005 and
-+0.015, neither clear; the rest of this paragraph is from the 4-round policy shipped before.
+by +0.060 [+0.000, +0.120], +0.080 [+0.010, +0.150], +0.130 [+0.060, +0.215] and +0.135 [+0.070,
++0.210] (seeds 0-3), overall by +0.005, +0.015, +0.028 and +0.023 (the last two clear), no attribute
+category clearly; the rest of this paragraph is from the 4-round policy shipped before.
 Run as three commands with tools/export_policy.py between them, 60 + 100 steps raised spatial by
 +0.065, +0.070 and +0.075 (seeds 0, 1, 2, each clear of 0 on 1,200 paired val samples) and overall
 by +0.018, +0.030 and +0.037; this config reproduced seed 2 bit for bit, and with seed 3 raised
