@@ -17,6 +17,7 @@ has its own chain (a GRPO group), and all rows of a call run in one batch.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 from typing import Any, Mapping, Optional, Sequence
 
@@ -286,7 +287,16 @@ def load_tokenizer(path: str) -> Any:
   if not any(os.path.exists(os.path.join(path, f)) for f in ("tokenizer.json", "tokenizer_config.json")):
     raise FileNotFoundError(f"no tokenizer in {path}; convert the checkpoint with its tokenizer files or "
                             "pass --tokenizer DIR_OR_TOKENIZER_JSON.")
-  return AutoTokenizer.from_pretrained(path)
+  # AutoTokenizer also reads the directory's config.json to pick a class; DeepSeek's layout says
+  # model_type "multi_modality", which transformers does not know, and it warns that the checkpoint
+  # may not fit "a model of type ''" though only the tokenizer files are used. Quiet just that.
+  config_logger = logging.getLogger("transformers.configuration_utils")
+  level = config_logger.level
+  config_logger.setLevel(logging.ERROR)
+  try:
+    return AutoTokenizer.from_pretrained(path)
+  finally:
+    config_logger.setLevel(level)
 
 
 def generator_from_checkpoint(checkpoint: str, config: Mapping[str, Any],

@@ -185,3 +185,22 @@ def test_config_errors_name_the_fix(setup):
   _, gen, _, _ = setup
   with pytest.raises(ValueError, match="longer than the largest bucket"):
     gen.sample_chains(None, [[1] * 100], jax.random.key(0))
+
+
+def test_loading_a_deepseek_layout_tokenizer_prints_no_warning():
+  # The shipped policy's config.json is DeepSeek's layout (model_type "multi_modality"), which
+  # AutoTokenizer reads and transformers warns about; only the tokenizer files are used. transformers'
+  # loggers do not propagate and their stream is bound at import, so listen on the logger itself.
+  import logging
+  from gotr1_jax.pretrain.shipped import checkpoint_dir
+  records = []
+  handler = logging.Handler()
+  handler.emit = records.append
+  logger = logging.getLogger("transformers.configuration_utils")
+  logger.addHandler(handler)
+  try:
+    tokenizer = jg.load_tokenizer(str(checkpoint_dir("policy")))
+  finally:
+    logger.removeHandler(handler)
+  assert tokenizer.decode(tokenizer("a red circle").input_ids, skip_special_tokens=True) == "a red circle"
+  assert not [r.getMessage() for r in records if "model of type" in r.getMessage()]
