@@ -17,7 +17,9 @@ LoRA on q/k/v/o/gate/up/down, AdamW with cosine decay, product of the four rewar
 combination). Published but scaled to a 2-core CPU (the model is tiny): group size 8 (paper 16),
 4 prompts per step (paper 8), `steps` (paper 1000), lr 2e-3 (paper 1e-5 for a 7B model at LoRA
 r32; at 2e-4 this tiny policy's KL stayed near 1e-4 after 40 steps, at 2e-3 the dense check
-configs/shapes_sanity.py rises within 15 steps).
+configs/shapes_sanity.py rises within 15 steps), LoRA rank 16 with alpha 16 (paper r32; from the
+5-round policy rank 64 at alpha 16, the same step, gained +0.002 overall where rank 16 gained +0.007,
+and at alpha 64 lost -0.027 with the chains drifting: docs/shapes_findings.md, "LoRA rank").
 Not published, chosen here: clip epsilon 0.2, CFG 3 (infer.py uses 5, the tiny policy was trained
 with 10% unconditional rows), KL beta 0.1 (k3 estimator): at 0.01 the chains broke under either
 reward (valid chains 0.98 -> 0.82 with the judge, KL 0.9) and with the judge before its retrain on
