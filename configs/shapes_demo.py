@@ -33,7 +33,7 @@ paired 95% intervals (tools/evaluate.py --compare), overall +0.037 [+0.018, +0.0
 [+0.007, +0.042] (seeds 0, 1), texture +0.045 and +0.063 (both clear), color +0.041 (seed 0, clear)
 and +0.012, spatial +0.060 [+0.000, +0.125] and +0.010 (not clear); 17 min 20 s without set-up on
 session 33's machine. From the 5-round policy shipped in sessions 31-32, overall +0.007 and +0.014,
-no claimed category clear. From the 4-round policy before it, 160 steps with the shipped scene-tower judge move
+no claimed category clear. From the 4-round policy (sessions 20-30), 160 steps with the shipped scene-tower judge move
 overall by +0.018 [+0.001, +0.035] (seed 0, session 21), +0.017 and +0.015 (seeds 0 and 1 before the
 buckets below), complex (not trained) by +0.024 to +0.040, each attribute category by less than its
 noise and spatial by +0.000 to +0.030 (README); on all six categories overall -0.001 [-0.016,
