@@ -14,7 +14,8 @@ $(BASE): setup.py
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip 2>&1 | grep -v "is ignored" || true
 	$(PY) -m pip install -q -e . 2>&1 | grep -v "is ignored" || true
-	$(PY) -c "import jax, flax, optax, orbax.checkpoint, transformers, gotr1_jax"
+	@# gotr1_jax first: importing it quiets transformers' advice that torch is missing (none here)
+	$(PY) -c "import gotr1_jax, jax, flax, optax, orbax.checkpoint, transformers"
 	@rm -f $(VENV)/.base-* $(VENV)/.installed-* && touch $(BASE)
 
 $(DEV): $(BASE)
