@@ -1,4 +1,4 @@
-"""The main job: GoT-R1 GRPO on ShapesWorld, judged by the shipped tiny Qwen2.5-VL (what `make demo` runs).
+"""The GoT-R1 job on ShapesWorld, judged by the shipped tiny Qwen2.5-VL (`make demo`'s second stage).
 
   python tools/train.py --config configs/shapes_demo.py                 # runs/shapes_demo, resumable
   python tools/train.py --config configs/shapes_demo.py:steps=40,group_size=16
@@ -9,7 +9,9 @@ GoT-R1's four questions (R_sem, R_spa, R_RI, R_PI) combined as their product, no
 group and runs the clipped, KL-regularised GRPO loss over chain *and* image tokens with LoRA.
 Before the first step and after the last the oracle scores fixed val prompts; the run ends with the
 before/after table in runs/shapes_demo/report.md. configs/shapes_demo_oracle.py trains on the
-oracle's exact rewards instead.
+oracle's exact rewards instead. `make demo` runs configs/shapes_demo_staged.py since session 34: 60
+steps on the exact layout reward, then 100 of this config from that policy; this config was what it
+ran until then, and alone it does not raise 2D-spatial clearly (below).
 
 Settings. Published by GoT-R1 (GOT_R1_FACTS.md §5) and kept: temperature 1 for text and image
 tokens, advantages (r - mean) / std within the group, the loss over the whole generated sequence,
