@@ -3,7 +3,7 @@
 Versions are pinned so that a fresh clone installs the exact stack the tests were run with
 (Python 3.11; jax 0.10.2 is the newest release for 3.11).
 """
-from setuptools import find_packages, setup
+from setuptools import find_namespace_packages, setup
 
 INSTALL_REQUIRES = [
     "jax==0.10.2",
@@ -41,7 +41,9 @@ setup(
     version="0.1.0",
     description="GoT-R1 GRPO training (reasoning chain + image) in JAX/Flax",
     python_requires=">=3.11,<3.12",
-    packages=find_packages(include=["gotr1_jax", "gotr1_jax.*"]),
+    # Namespace discovery lists the asset directories (no __init__.py) as packages too, so setuptools
+    # ships them as package data without warning that they "would be ignored".
+    packages=find_namespace_packages(include=["gotr1_jax", "gotr1_jax.*"]),
     include_package_data=True,
     package_data={"gotr1_jax": ["assets/**/*"]},
     install_requires=INSTALL_REQUIRES,
