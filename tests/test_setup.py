@@ -13,7 +13,7 @@ def test_wheel_ships_every_asset_quietly(tmp_path):
   # Built from a copy: setuptools builds in the source tree (build/, *.egg-info).
   source = tmp_path / "src"
   shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
-      ".git", ".venv", "runs", "build", "*.egg-info", ".xla_test_cache", "__pycache__", ".pytest_cache"))
+      ".git", ".venv", ".whl", "runs", "build", "*.egg-info", ".xla_test_cache", "__pycache__", ".pytest_cache"))
   run = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
                         "-w", str(tmp_path), str(source)], capture_output=True, text=True, check=True,
                        cwd=tmp_path)
