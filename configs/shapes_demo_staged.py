@@ -18,10 +18,10 @@ Why: within GoT-R1's product a wrong layout keeps 5/6 of its reward and the tiny
 layouts, so configs/shapes_demo.py alone does not raise 2D-spatial clearly; a layout stage first does
 (README, "Does GRPO raise the scores?"; docs/shapes_findings.md, "A layout stage, then the demo").
 From the 7-round SFT policy shipped since session 33 (1,200 paired val samples, 95% intervals) the pair
-raised spatial by +0.205 [+0.135, +0.275], +0.205 [+0.125, +0.285] and +0.240 [+0.170, +0.310] (seeds
-0, 1, 2), overall by +0.045, +0.073 and +0.079, color by -0.026, +0.051 and +0.063, shape
-by -0.026, +0.072 and +0.066, texture by +0.046, +0.032 and +0.070 (clear of 0 but for seed 0's color and
-shape and seed 1's texture); seeds 1 and 2 took 11 min 44 s and 11 min 35 s without set-up on
+raised spatial by +0.205 [+0.135, +0.275], +0.205 [+0.125, +0.285], +0.240 [+0.170, +0.310] and +0.260
+[+0.190, +0.335] (seeds 0-3), overall by +0.045, +0.073, +0.079 and +0.087, color by -0.026, +0.051,
++0.063 and +0.057, shape by -0.026, +0.072, +0.066 and +0.073, texture by +0.046, +0.032, +0.070 and
++0.042 (clear of 0 but for seed 0's color and shape and seed 1's texture); seeds 1 and 2 took 11 min 44 s and 11 min 35 s without set-up on
 session 34's 2-core CPU. From the 5-round policy shipped in sessions 31-32 the pair raised spatial
 by +0.060 [+0.000, +0.120], +0.080 [+0.010, +0.150], +0.130 [+0.060, +0.215] and +0.135 [+0.070,
 +0.210] (seeds 0-3), overall by +0.005, +0.015, +0.028 and +0.023 (the last two clear), no attribute
