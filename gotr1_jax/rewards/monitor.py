@@ -21,10 +21,15 @@ class RewardMonitor:
   Divergence: with early / late = the mean of the older / newer half of the window, some component
   has late - early > rise while another has late - early < -fall; or a component k whose exact
   version `oracle_k` is logged beside it (a judge run on ShapesWorld) has a trend above oracle_k's
-  by more than `gap` (the judge's score pulls away from the truth, whichever way each moves). The
-  combined 'reward' is reported but not part of the rule (it is a function of the components). A
-  warning is logged when the set of diverging pairs changes, and 'reward/hacking_warning' is 1.0 on
-  every step the rule holds.
+  by more than `gap` (the judge's score pulls away from the truth, whichever way each moves). Each
+  of those changes must also exceed `sigmas` times its standard error, sqrt(var(early) / half +
+  var(late) / half) over the per-step means of each half (of the difference k - oracle_k for the
+  gap): a step's mean over a few dozen samples is noisy, and without this test the ShapesWorld demo
+  warned 4 to 19 steps a run on noise alone (the gap statistic's spread over windows was 0.07-0.10
+  against a `gap` of 0.1), with no drift in the judge's gap over the run. The combined 'reward' is
+  reported but not part of the rule (it is a function of the components). A warning is logged when
+  the set of diverging pairs changes, and 'reward/hacking_warning' is 1.0 on every step the rule
+  holds.
   """
 
   def __init__(self, config: ConfigDict):
@@ -32,6 +37,7 @@ class RewardMonitor:
       raise ValueError(f"config.reward.monitor.window={config.window!r} must be >= 2.")
     self.window, self.rise, self.fall = int(config.window), float(config.rise), float(config.fall)
     self.gap = float(config.get("gap", float("inf")))
+    self.sigmas = float(config.get("sigmas", 0.0))
     self.history: dict[str, list[float]] = {}
     self._last_pairs: tuple[tuple[str, str], ...] = ()
 
@@ -65,19 +71,32 @@ class RewardMonitor:
     metrics["reward/hacking_warning"] = float(bool(pairs))
     return metrics
 
+  def _full(self) -> dict[str, np.ndarray]:
+    return {k: np.asarray(h) for k, h in self.history.items() if k != "reward" and len(h) >= self.window}
+
+  def _trend(self, h: np.ndarray) -> tuple[float, float]:
+    """(late - early, its standard error) of one full window of per-step means."""
+    half = self.window // 2
+    early, late = h[:half], h[-half:]
+    var = (np.var(early, ddof=1) + np.var(late, ddof=1)) / half if half > 1 else 0.0
+    return float(late.mean() - early.mean()), float(np.sqrt(var))
+
   def trends(self) -> dict[str, float]:
     """late - early per component with a full window of history (see the class docstring)."""
-    half = self.window // 2
-    return {k: float(np.mean(h[-half:]) - np.mean(h[:half]))
-            for k, h in self.history.items() if k != "reward" and len(h) >= self.window}
+    return {k: self._trend(h)[0] for k, h in self._full().items()}
 
   def diverging(self) -> dict[tuple[str, str], tuple[float, float]]:
     """{(rising, falling): (rise, fall)} for every pair that breaks the rule now."""
-    t = self.trends()
-    pairs = {(up, down): (t[up], t[down]) for up in sorted(t) for down in sorted(t)
-             if up != down and t[up] > self.rise and t[down] < -self.fall}
-    pairs.update({(k, f"oracle_{k}"): (t[k], t[f"oracle_{k}"]) for k in sorted(t)
-                  if f"oracle_{k}" in t and t[k] - t[f"oracle_{k}"] > self.gap})
+    full = self._full()
+    t = {k: self._trend(h) for k, h in full.items()}
+    up = [k for k in sorted(t) if t[k][0] > max(self.rise, self.sigmas * t[k][1])]
+    down = [k for k in sorted(t) if -t[k][0] > max(self.fall, self.sigmas * t[k][1])]
+    pairs = {(u, d): (t[u][0], t[d][0]) for u in up for d in down if u != d}
+    for k in sorted(t):
+      if f"oracle_{k}" in t:
+        gap, se = self._trend(full[k] - full[f"oracle_{k}"])
+        if gap > max(self.gap, self.sigmas * se):
+          pairs[(k, f"oracle_{k}")] = (t[k][0], t[f"oracle_{k}"][0])
     return pairs
 
   def get_state(self) -> dict:

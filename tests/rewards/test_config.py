@@ -27,6 +27,7 @@ def test_defaults_are_valid():
     ("canvas.style", "dotted", "canvas.style"),
     ("monitor.window", 1, "monitor.window"),
     ("monitor.rise", -0.1, "monitor.rise"),
+    ("monitor.sigmas", -1.0, "monitor.sigmas"),
 ])
 def test_bad_fields(field, value, match):
   cfg = reward_defaults()

@@ -11,8 +11,8 @@ from ml_collections import ConfigDict
 from gotr1_jax.rewards.monitor import RewardMonitor
 
 
-def monitor(window=4, rise=0.1, fall=0.1, gap=0.1):
-  return RewardMonitor(ConfigDict(dict(window=window, rise=rise, fall=fall, gap=gap)))
+def monitor(window=4, rise=0.1, fall=0.1, gap=0.1, sigmas=0.0):
+  return RewardMonitor(ConfigDict(dict(window=window, rise=rise, fall=fall, gap=gap, sigmas=sigmas)))
 
 
 def test_step_statistics():
@@ -83,3 +83,26 @@ def test_warns_when_a_judge_component_pulls_away_from_its_oracle_twin():
     assert together.update(x, 2)["reward/hacking_warning"] == 0.0
     assert old.update({"r_sem": np.full(2, 0.95), "oracle_r_sem": np.full(2, 0.9 - 0.05 * t)}, 2)[
         "reward/hacking_warning"] == 0.0
+
+
+def test_noise_alone_does_not_warn_with_sigmas_and_a_real_pull_away_does():
+  # A judge run's per-step means: the judge's R_PI sits 0.2 above the oracle's, each step's mean of
+  # 32 samples off by noise of sd 0.15 (what the ShapesWorld demo logged), and nothing drifts.
+  rng = np.random.default_rng(0)
+  oracle = np.clip(0.4 + 0.1 * rng.standard_normal(100), 0, 1)
+  judge = np.clip(oracle + 0.2 + 0.15 * rng.standard_normal(100), 0, 1)
+  def flags(mon, judge):
+    return [mon.update({"r_pi": np.full(2, j), "oracle_r_pi": np.full(2, o)}, 2)["reward/hacking_warning"]
+            for j, o in zip(judge, oracle)]
+  assert sum(flags(monitor(window=20, rise=1, fall=1, gap=0.1), judge)) > 0  # the fixed gap alone
+  assert sum(flags(monitor(window=20, rise=1, fall=1, gap=0.1, sigmas=3.0), judge)) == 0
+  # The judge's R_PI climbing 0.5 over 20 steps while the oracle's stays is still caught.
+  pulled = judge + np.clip(np.arange(100) - 60, 0, 20) * 0.025
+  caught = flags(monitor(window=20, rise=1, fall=1, gap=0.1, sigmas=3.0), pulled)
+  assert not any(caught[:66]) and any(caught[66:85])
+  # The standard error is the trend's: sqrt(var(early) / half + var(late) / half), ddof 1.
+  mon = monitor(window=4, sigmas=3.0)
+  for v in (0.0, 0.2, 0.5, 0.9):
+    mon.update({"r_sem": np.full(2, v)}, 2)
+  assert mon._trend(np.array(mon.history["r_sem"])) == pytest.approx(
+      (0.6, np.sqrt((np.var([0.0, 0.2], ddof=1) + np.var([0.5, 0.9], ddof=1)) / 2)), abs=1e-12)
