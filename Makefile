@@ -24,7 +24,7 @@ $(DEV): $(BASE)
 	@rm -f $(VENV)/.dev-* && touch $(DEV)
 
 test: $(DEV)
-	XLA_FLAGS=--xla_force_host_platform_device_count=8 $(PY) -m pytest -q -n 2 --dist loadfile tests
+	XLA_FLAGS=--xla_force_host_platform_device_count=8 $(PY) -m pytest -q -n 2 --dist worksteal tests
 
 # The pair: 60 steps on GoT-R1's layout reward (read by the oracle's rule), then 100 of the GoT-R1 job
 # (configs/shapes_demo.py) from that policy; README, "What `make demo` runs and prints".

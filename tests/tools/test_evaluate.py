@@ -26,7 +26,8 @@ def test_evaluate_prints_the_table_and_writes_files(tmp_path):
   (tmp_path / "eval_config.py").write_text(CONFIG)
   run = subprocess.run(
       [sys.executable, str(ROOT / "tools" / "evaluate.py"), "--config", str(tmp_path / "eval_config.py"),
-       "--checkpoint", str(tmp_path / "policy"), "--split", "val", "--out", str(tmp_path / "out")],
+       "--checkpoint", str(tmp_path / "policy"), "--split", "val", "--out", str(tmp_path / "out"),
+       "--reliance_batches", "1"],
       capture_output=True, text=True, cwd=ROOT, env=dict(os.environ, JAX_PLATFORMS="cpu"), timeout=300)
   assert run.returncode == 0, run.stderr[-3000:]
   assert "| oracle score | val |" in run.stdout and "| **overall** |" in run.stdout
