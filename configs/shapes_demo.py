@@ -30,8 +30,10 @@ with the scene-tower judge the chains drifted (oracle R_sem and R_spa -0.20 over
 Training prompts (chosen here; GoT-R1 trains on T2I-CompBench's train split and LAION): those of the
 claim's categories, color, shape, texture and 2D-spatial (`categories=claim`); `categories=all`
 adds numeracy and complex, as before session 20.
-What it changes: from the 7-round SFT policy shipped since session 33, on 1,200 val samples with
-paired 95% intervals (tools/evaluate.py --compare), overall +0.037 [+0.018, +0.055] and +0.025
+What it changes: from the 8-round SFT policy shipped since session 35, on 1,200 val samples with
+paired 95% intervals (tools/evaluate.py --compare), overall +0.010 [-0.012, +0.032], texture +0.031
+(clear), color +0.035, shape +0.026, spatial +0.010 [-0.070, +0.090] (seed 0). From the 7-round
+policy shipped in sessions 33-34, overall +0.037 [+0.018, +0.055] and +0.025
 [+0.007, +0.042] (seeds 0, 1), texture +0.045 and +0.063 (both clear), color +0.041 (seed 0, clear)
 and +0.012, spatial +0.060 [+0.000, +0.125] and +0.010 (not clear); 17 min 20 s without set-up on
 session 33's machine. From the 5-round policy shipped in sessions 31-32, overall +0.007 and +0.014,

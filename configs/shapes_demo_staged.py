@@ -17,11 +17,17 @@ against the end of both, and each stage's change. Any stage field can be overrid
 Why: within GoT-R1's product a wrong layout keeps 5/6 of its reward and the tiny judge cannot read
 layouts, so configs/shapes_demo.py alone does not raise 2D-spatial clearly; a layout stage first does
 (README, "Does GRPO raise the scores?"; docs/shapes_findings.md, "A layout stage, then the demo").
-From the 7-round SFT policy shipped since session 33 (1,200 paired val samples, 95% intervals) the pair
+From the 8-round SFT policy shipped since session 35 (1,200 paired val samples, 95% intervals) the
+pair raised spatial by +0.180 [+0.110, +0.255], +0.160 [+0.075, +0.250] and +0.155 [+0.080, +0.230]
+(seeds 0-2), texture by +0.034, +0.042 and +0.044, overall by +0.052, +0.050 and +0.048 (each clear
+of 0), shape by +0.065, +0.057 (clear) and +0.039, color by -0.007, +0.014 and +0.032; `make demo` in
+a fresh clone took 17 min 40 s with set-up on session 35's 2-core CPU.
+From the 7-round SFT policy shipped in sessions 33-34 (the same intervals) the pair
 raised spatial by +0.205 [+0.135, +0.275], +0.205 [+0.125, +0.285], +0.240 [+0.170, +0.310] and +0.260
 [+0.190, +0.335] (seeds 0-3), overall by +0.045, +0.073, +0.079 and +0.087, color by -0.026, +0.051,
 +0.063 and +0.057, shape by -0.026, +0.072, +0.066 and +0.073, texture by +0.046, +0.032, +0.070 and
-+0.042 (clear of 0 but for seed 0's color and shape and seed 1's texture); seeds 1 and 2 took 11 min 44 s and 11 min 35 s without set-up on
++0.042 (clear of 0 but for seed 0's color and shape and seed 1's texture);
+seeds 1 and 2 took 11 min 44 s and 11 min 35 s without set-up on
 session 34's 2-core CPU. From the 5-round policy shipped in sessions 31-32 the pair raised spatial
 by +0.060 [+0.000, +0.120], +0.080 [+0.010, +0.150], +0.130 [+0.060, +0.215] and +0.135 [+0.070,
 +0.210] (seeds 0-3), overall by +0.005, +0.015, +0.028 and +0.023 (the last two clear), no attribute
