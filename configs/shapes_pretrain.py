@@ -57,7 +57,7 @@ def policy_config(scale: float) -> ConfigDict:
       # Rounds of `steps` each, every round a fresh warmup + cosine schedule; round k > 0 continues from
       # the policy the round before saved (at later_round_lr) and reads the scene stream from step
       # k * steps on, so that its scenes are new. Each round measurably helped, the 8th too (+0.041
-      # overall; README), and from 8 rounds GRPO gains more than from 5 or 7; rounds keep every stage of
+      # overall; README), and from 8 rounds `make demo` ends higher than from 5 or 7; rounds keep every stage of
       # the recipe rerunnable on its own.
       rounds=8, later_round_lr=1e-3,
       # One round on from a saved policy (sft_policy.train_policy): "" trains from scratch; a policy
