@@ -2,8 +2,8 @@
 # pinned stack it runs on, `make test` that plus the dev extras (torch and diffusers, the parity
 # references, and pytest), so a demo does not wait for packages only the tests use. pip does not
 # byte-compile what it installs (--no-compile): Python compiles the modules a run imports when it
-# first imports them, and the rest (most of transformers and torch) are never needed; set-up took
-# 46 s instead of 86 s, the first import 6 s longer (session 36).
+# first imports them, and most of transformers is never imported; the base install took 46 s
+# instead of 86 s, the first import 6 s longer (session 36).
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
