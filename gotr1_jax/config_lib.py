@@ -222,13 +222,17 @@ def run_tool(main: Any, argv: Sequence[str] | None = None) -> None:
   the tool runs ends it with its message on one line (`Error: ...`, exit status 1), not a traceback
   in which the message is the last line; `GOTR1_TRACEBACK=1` lets it propagate, traceback and all.
   Any other exception keeps its traceback. jax's INFO line about the TPU backend it did not find,
-  printed by every run on a CPU or GPU host, is held back (its warnings are not)."""
+  printed by every run on a CPU or GPU host, is held back (its warnings are not). The tool compiles
+  with the persistent compilation cache on (compile_cache.py)."""
   import logging
 
   from absl import app  # the tools' dependency, not the library's
 
+  from gotr1_jax import compile_cache
+
   def guarded(args):
     logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
+    compile_cache.enable()
     try:
       return main(args)
     except USER_ERRORS as e:
