@@ -22,7 +22,8 @@ config_lib.run_tool(main, ["tool"])
 """
 
 
-def _run_tool(cwd, **env_overrides) -> str:
+def _run_tool(cwd, **env_overrides) -> list[str]:
+  """TOOL's printed words (its result, the cache hits) from a fresh process in `cwd`."""
   env = {k: v for k, v in os.environ.items() if k != compile_cache.ENV}
   env.update(JAX_PLATFORMS="cpu", PYTHONPATH=ROOT, JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0", **env_overrides)
   run = subprocess.run([sys.executable, "-c", TOOL], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
