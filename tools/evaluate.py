@@ -82,29 +82,14 @@ def load_policy(checkpoint: str, generation, run_config, workdir: str):
   return generator, params, vq_params, f"{workdir} (step {step})"
 
 
-def load_comparison(path: str, split: str, seed: int, specs, num_samples: int) -> dict:
-  """The earlier summary.json, checked to have been made on the same prompts (in order, K each) and seeds."""
-  with open(path) as f:
-    earlier = json.load(f)
-  made = (earlier.get("split"), earlier.get("seed"), earlier.get("num_samples"))
-  wanted = {"prompt_index": [i for i in range(len(specs)) for _ in range(num_samples)],
-            "category": [s.category for s in specs for _ in range(num_samples)]}
-  kept = earlier.get("samples") or {}
-  this = (split, seed, len(specs) * num_samples)
-  if made != this or any(kept.get(k) != v for k, v in wanted.items()):
-    raise ValueError(f"--compare {path} was made with split/seed/samples {made} (or on other prompts, or without "
-                     f"per-sample scores); this evaluation uses {this}. Evaluate both with the same --config "
-                     "eval block and --split (tools/evaluate.py writes what is needed since eval/paired.py).")
-  return earlier
-
-
 def main(argv):
   del argv
   logging.getLogger("absl").setLevel(logging.WARNING)
   e = _CONFIG.value.eval
   generator, params, vq_params, name = load_policy(_CHECKPOINT.value, e.generation, _RUN_CONFIG.value, _WORKDIR.value)
   specs = shapes_eval.eval_prompts(_SPLIT.value, int(e.prompts_per_category))
-  earlier = (load_comparison(_COMPARE.value, _SPLIT.value, int(e.seed), specs, int(e.num_samples))
+  earlier = (paired.load_comparison(_COMPARE.value, _SPLIT.value, int(e.seed), [s.category for s in specs],
+                                    int(e.num_samples))
              if _COMPARE.value else None)  # checked before the minutes of sampling
   t0 = time.perf_counter()
   # The models' logical `batch` axis spreads each chunk over the devices that divide it (one per core

@@ -11,10 +11,14 @@ percentile interval of those resampled changes.
 
 What it covers: evaluation noise, i.e. which prompts and samples the val set happens to hold. What
 it does not: the spread between training runs with other seeds, which needs more runs.
+
+`load_comparison` reads an earlier evaluation's summary.json for `tools/evaluate.py --compare` and
+refuses, before any sampling, one made on other prompts, samples, split or seed.
 """
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional
+import json
+from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -30,6 +34,24 @@ def sample_table(records: list[Mapping[str, Any]]) -> dict[str, list]:
                           "category": [str(r["category"]) for r in records]}
   out.update({k: [float(r[k]) for r in records] for k in SAMPLE_FIELDS})
   return out
+
+
+def load_comparison(path: str, split: str, seed: int, categories: Sequence[str], num_samples: int) -> dict:
+  """The earlier summary.json at `path`, checked to pair with this evaluation: the same split and
+  seed, and per-sample scores of the same prompts in order (`categories`: each prompt's category),
+  `num_samples` each. Otherwise a ValueError naming the fix."""
+  with open(path) as f:
+    earlier = json.load(f)
+  made = (earlier.get("split"), earlier.get("seed"), earlier.get("num_samples"))
+  wanted = {"prompt_index": [i for i in range(len(categories)) for _ in range(num_samples)],
+            "category": [c for c in categories for _ in range(num_samples)]}
+  kept = earlier.get("samples") or {}
+  this = (split, seed, len(categories) * num_samples)
+  if made != this or any(kept.get(k) != v for k, v in wanted.items()):
+    raise ValueError(f"--compare {path} was made with split/seed/samples {made} (or on other prompts, or without "
+                     f"per-sample scores); this evaluation uses {this}. Evaluate both with the same --config "
+                     "eval block and --split (tools/evaluate.py writes what is needed since eval/paired.py).")
+  return earlier
 
 
 def _paired(before: Mapping[str, Any], after: Mapping[str, Any]) -> Optional[tuple[dict, dict]]:

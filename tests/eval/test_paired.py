@@ -1,7 +1,10 @@
 """eval/paired.py: the bootstrap interval of a before/after change is zero-width for no change and
 a uniform shift, as wide as the textbook standard error says for noise, pairs by prompt, and
-declines summaries that cannot be paired."""
+declines summaries that cannot be paired; an earlier summary.json is read for --compare only when it
+was made on the same prompts, samples, split and seed."""
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import pytest
@@ -68,6 +71,26 @@ def test_summaries_that_cannot_be_paired_give_none():
   assert paired.change_intervals(a, other) is None
   with pytest.raises(ValueError, match="level"):
     paired.change_intervals(a, a, level=95)
+
+
+def test_a_comparison_is_read_only_when_made_on_the_same_prompts_and_seeds(tmp_path):
+  """tools/evaluate.py --compare: 2 colour and 2 spatial prompts, 2 samples each, val, seed 0."""
+  path = tmp_path / "summary.json"
+  path.write_text(json.dumps(dict(summary(np.zeros(8), ["color", "spatial"], 2), split="val", seed=0)))
+  categories = ["color", "color", "spatial", "spatial"]
+  assert paired.load_comparison(str(path), "val", 0, categories, 2)["num_samples"] == 8
+  refused = {  # each with the one message that names the fix
+      "other split": ("test", 0, categories, 2), "other seed": ("val", 1, categories, 2),
+      "more prompts": ("val", 0, categories * 2, 2),
+      "as many samples, other prompts": ("val", 0, categories * 2, 1),
+      "other categories": ("val", 0, ["color", "spatial", "color", "spatial"], 2)}
+  for args in refused.values():
+    with pytest.raises(ValueError, match="same --config eval block and --split"):
+      paired.load_comparison(str(path), *args)
+  no_samples = {k: v for k, v in json.loads(path.read_text()).items() if k != "samples"}
+  path.write_text(json.dumps(no_samples))
+  with pytest.raises(ValueError, match="without per-sample scores"):
+    paired.load_comparison(str(path), "val", 0, categories, 2)
 
 
 def test_table_prints_the_interval_column():
