@@ -16,7 +16,7 @@ from flax.training.train_state import TrainState
 def supervised_step(loss_fn: Callable[[Any, Any], tuple[jax.Array, dict]]):
   def step(state: TrainState, batch: Any) -> tuple[TrainState, dict]:
     grads, metrics = jax.grad(loss_fn, has_aux=True)(state.params, batch)
-    metrics["train/grad_norm"] = optax.global_norm(grads)
+    metrics["train/grad_norm"] = optax.tree.norm(grads)
     return state.apply_gradients(grads=grads), metrics
 
   return step
