@@ -92,4 +92,4 @@ def test_a_run_directory_compared_with_its_starting_policy(tmp_path):
                         "--compare", str(tmp_path / "a" / "summary.json")],
                        capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
   assert bad.returncode != 0 and not (tmp_path / "other").exists()
-  assert "same --config eval block" in bad.stderr
+  assert "other prompts" in bad.stderr and "same --config eval block" in bad.stderr
