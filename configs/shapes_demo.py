@@ -75,7 +75,7 @@ def get_config(arg: str | None = None):
   config.generation = dict(
       max_chain_tokens=160, cfg_weight=3.0, text_temperature=1.0, image_temperature=1.0,
       greedy_text=False, greedy_image=False, prompt_buckets=(48,), image_prompt_buckets=(160, 216),
-      decode_batch_size=32, pad_token="")
+      decode_batch_size=32, pad_token="", cache_block=32)
   config.reward = reward_defaults()
   config.reward.kind = a.reward  # "gotr1": the judge; "function": the oracle's exact rewards
   config.reward.combine = "product"
@@ -99,7 +99,7 @@ def get_config(arg: str | None = None):
   # judge's time (4.1 -> 2.2 s a step, the same answers). The caption, R_spa and R_PI questions are
   # 104-124 tokens with the image, R_sem's about 220: a 128 bucket spares them 160's padding.
   config.judge_generation = dict(prompt_buckets=(96, 128, 160, 256, 384), row_buckets=(16, 32, 64),
-                                 patch_buckets=(196,), images_first=False)
+                                 patch_buckets=(196,), images_first=False, cache_block=32)
   config.rl.steps = a.steps
   config.rl.prompts_per_step = a.prompts
   config.rl.group_size = a.group_size

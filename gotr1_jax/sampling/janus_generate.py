@@ -63,6 +63,9 @@ class JanusGenerationConfig:
   # plus a capped chain.
   image_prompt_buckets: tuple[int, ...] = (128, 256, 512, 896)
   decode_batch_size: int = 8  # images per VQ decode call (one fixed shape, one compile)
+  # Both phases' KV caches grow this many slots at a time (SamplingConfig.cache_block); 0 = the
+  # whole bucket + cap from the first token.
+  cache_block: int = 32
   template: str = PROMPT_TEMPLATE
   image_start_token: str = IMAGE_START
   pad_token: str = ""  # "" = the tokenizer's pad token, else DeepSeek's "<｜▁pad▁｜>"
@@ -187,11 +190,12 @@ class JanusGenerator:
     self.num_image_tokens = policy.config.num_image_tokens
     self.text_sampler = Sampler(janus_decode_fns(policy, "text"), SamplingConfig(
         max_new_tokens=config.max_chain_tokens, temperature=config.text_temperature,
-        greedy=config.greedy_text, stop_tokens=(self.ids.image_start,), pad_id=self.ids.pad))
+        greedy=config.greedy_text, stop_tokens=(self.ids.image_start,), pad_id=self.ids.pad,
+        cache_block=config.cache_block))
     self.image_sampler = Sampler(janus_decode_fns(policy, "image"), SamplingConfig(
         max_new_tokens=self.num_image_tokens, temperature=config.image_temperature,
         greedy=config.greedy_image, pad_id=0, allowed_vocab=(0, policy.config.image_vocab_size),
-        cfg_weight=config.cfg_weight if config.use_cfg else None))
+        cfg_weight=config.cfg_weight if config.use_cfg else None, cache_block=config.cache_block))
     self._decode = jax.jit(lambda vq_params, ids: to_uint8(
         vq_model.apply(vq_params, ids, method=VQModel.decode_tokens)))
 

@@ -66,6 +66,9 @@ class QwenVLGenerationConfig:
   # starts at the same distance from the image whatever the question's length. Use what the judge
   # was trained with (config.judge.images_first of configs/shapes_pretrain.py).
   images_first: bool = True
+  # The answer's KV cache grows this many slots at a time (SamplingConfig.cache_block); 0 = the
+  # whole bucket + answer bound from the first token.
+  cache_block: int = 32
 
   def __post_init__(self):
     for name in ("prompt_buckets", "row_buckets", "patch_buckets"):
@@ -180,7 +183,8 @@ class QwenVLGenerator:
   def sampler(self, max_new_tokens: int) -> Sampler:
     if max_new_tokens not in self.samplers:
       self.samplers[max_new_tokens] = Sampler(self.fns, SamplingConfig(
-          max_new_tokens=max_new_tokens, greedy=True, stop_tokens=self.stop_ids, pad_id=self.pad_id))
+          max_new_tokens=max_new_tokens, greedy=True, stop_tokens=self.stop_ids, pad_id=self.pad_id,
+          cache_block=self.config.cache_block))
     return self.samplers[max_new_tokens]
 
   # ---- host side ----------------------------------------------------------------------------

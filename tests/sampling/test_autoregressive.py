@@ -1,4 +1,6 @@
 """The compiled sampler: greedy parity with transformers, one trace per bucket, logps, CFG, filters."""
+import dataclasses
+
 import numpy as np
 import pytest
 import jax
@@ -103,3 +105,32 @@ def test_classifier_free_guidance_formula_and_pairing():
   np.testing.assert_array_equal(out.tokens, plain.tokens)  # w = 1 is the conditional model
   with pytest.raises(ValueError, match="even"):
     sampler(params, cond[:1], mask[:1], jax.random.PRNGKey(0))
+
+
+def test_cache_windows():
+  assert ar.cache_windows(160, 0) == (160,)
+  assert ar.cache_windows(160, 48) == (48, 96, 144, 160)
+  assert ar.cache_windows(64, 64) == (64,)
+  with pytest.raises(ValueError, match="cache_block"):
+    ar.SamplingConfig(max_new_tokens=4, cache_block=-1)
+
+
+@pytest.mark.parametrize("cfg_weight", [None, 3.0])
+def test_growing_cache_samples_what_one_full_cache_samples(cfg_weight):
+  """Decoding in blocks of 3 slots draws the same tokens with the same log-probs as one loop over
+  the whole cache (rows stop at different lengths, so later blocks run with finished rows)."""
+  _, model, params = _setup("qwen2")
+  prompts = [[5, 6, 7, 3], [8, 9], [11, 12, 13], [4]]
+  tokens, mask = pad_to_bucket(prompts, (4,), pad_id=0)
+  if cfg_weight:
+    tokens, mask = np.concatenate([tokens, np.where(mask > 0, 0, tokens)]), np.concatenate([mask, mask])
+  free = ar.SamplingConfig(max_new_tokens=10, cfg_weight=cfg_weight)
+  drawn = np.asarray(ar.Sampler(lm_decode_fns(model), free)(params, tokens, mask, jax.random.PRNGKey(4)).tokens)
+  # Two of the tokens drawn (row 0's second, row 2's fifth) become stop tokens.
+  whole = dataclasses.replace(free, stop_tokens=(int(drawn[0, 1]), int(drawn[2, 4])), pad_id=0)
+  outs = [ar.Sampler(lm_decode_fns(model), c)(params, tokens, mask, jax.random.PRNGKey(4))
+          for c in (whole, dataclasses.replace(whole, cache_block=3))]
+  assert len(set(np.asarray(outs[0].lengths).tolist())) > 1  # rows end at different steps
+  for name in ("tokens", "lengths", "finished"):
+    np.testing.assert_array_equal(getattr(outs[1], name), getattr(outs[0], name))
+  np.testing.assert_allclose(outs[1].logps, outs[0].logps, rtol=0, atol=1e-6)
