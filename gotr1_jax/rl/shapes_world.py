@@ -7,12 +7,14 @@ with a resumable position, rewards from `config.reward` (kind "gotr1": the Flax 
 on the four GoT-R1 questions; kind "function": `task.reward_fn`, by default the oracle's exact
 versions of the same four, or "color_share", a dense check that the GRPO path learns at all) and
 the oracle evaluation on fixed val prompts. With `task.log_oracle` the oracle also scores every
-training sample, so a judge-reward run logs how the exact rewards moved (`oracle/*`).
+training sample, so a judge-reward run logs how the exact rewards moved (`oracle/*`); it reads
+them on a thread while the judge's questions run on the devices.
 `task.sample_images=False` draws chains only, for a run whose loss and reward read nothing else
 (`check_chain_only` says which runs those are); its evaluations still draw images.
 """
 from __future__ import annotations
 
+import concurrent.futures
 import os
 from typing import Any, Mapping, Sequence
 
@@ -226,6 +228,7 @@ def build(config: ConfigDict) -> Task:
                         fields=("prompt", "category"))
   reward_model = _reward_model(config)
   exact = oracle_reward_fn() if t.log_oracle and config.reward.kind != "function" else None
+  oracle_thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="oracle") if exact else None
   images = bool(t.get("sample_images", True))
   if not images:
     check_chain_only(config)
@@ -245,9 +248,11 @@ def build(config: ConfigDict) -> Task:
     batch = RewardBatch(prompts=[x["prompt"] for x in rows], chains=list(r.extras["chains"]),
                         images=r.extras["images"], group_size=int(config.rl.group_size),
                         categories=[x["category"] for x in rows])
+    # Judge rewards: the exact ones beside them, for fidelity, read while the judge runs.
+    beside = None if exact is None else oracle_thread.submit(exact, batch)
     out = dict(reward_model.score(batch))
-    if exact is not None:  # judge rewards: the exact ones beside them, for fidelity
-      out.update({f"oracle_{k}": v for k, v in exact(batch).items()})
+    if beside is not None:
+      out.update({f"oracle_{k}": v for k, v in beside.result().items()})
     out["chain/capped"] = int(np.sum(r.extras["chain_capped"]))
     return out
 
