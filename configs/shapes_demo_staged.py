@@ -21,7 +21,10 @@ From the 8-round SFT policy shipped since session 35 (1,200 paired val samples, 
 pair raised spatial by +0.180 [+0.110, +0.255], +0.160 [+0.075, +0.250] and +0.155 [+0.080, +0.230]
 (seeds 0-2), texture by +0.034, +0.042 and +0.044, overall by +0.052, +0.050 and +0.048 (each clear
 of 0), shape by +0.065, +0.057 (clear) and +0.039, color by -0.007, +0.014 and +0.032; `make demo` in
-a fresh clone took 17 min 40 s with set-up on session 35's 2-core CPU.
+a fresh clone took 17 min 40 s with set-up on session 35's 2-core CPU. Since session 39 the sampler's
+KV cache grows in blocks, which rounds otherwise and drew seeds 0 and 2 anew (seed 1 the same to the
+last digit): spatial +0.165 and +0.180, overall +0.045 and +0.039 (clear), shape +0.016 and +0.037
+(the second clear), texture +0.026 and +0.025, color +0.010 and +0.031 (not clear).
 From the 7-round SFT policy shipped in sessions 33-34 (the same intervals) the pair
 raised spatial by +0.205 [+0.135, +0.275], +0.205 [+0.125, +0.285], +0.240 [+0.170, +0.310] and +0.260
 [+0.190, +0.335] (seeds 0-3), overall by +0.045, +0.073, +0.079 and +0.087, color by -0.026, +0.051,
