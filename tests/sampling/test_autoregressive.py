@@ -117,8 +117,8 @@ def test_cache_windows():
 
 @pytest.mark.parametrize("cfg_weight", [None, 3.0])
 def test_growing_cache_samples_what_one_full_cache_samples(cfg_weight):
-  """Decoding in blocks of 3 slots draws the same tokens with the same log-probs as one loop over
-  the whole cache (rows stop at different lengths, so later blocks run with finished rows)."""
+  """Decoding in blocks of 3 slots draws the same tokens as one loop over the whole cache, with
+  log-probs equal to 1e-6 (rows stop at different lengths, so later blocks run with finished rows)."""
   _, model, params = _setup("qwen2")
   prompts = [[5, 6, 7, 3], [8, 9], [11, 12, 13], [4]]
   tokens, mask = pad_to_bucket(prompts, (4,), pad_id=0)
