@@ -64,8 +64,9 @@ class JanusGenerationConfig:
   image_prompt_buckets: tuple[int, ...] = (128, 256, 512, 896)
   decode_batch_size: int = 8  # images per VQ decode call (one fixed shape, one compile)
   # Both phases' KV caches grow this many slots at a time (SamplingConfig.cache_block); 0 = the
-  # whole bucket + cap from the first token.
-  cache_block: int = 32
+  # whole bucket + cap from the first token, one loop and one compile per phase. A long cap decodes
+  # faster in blocks (configs/shapes_demo.py: 32), each block one more loop to compile.
+  cache_block: int = 0
   template: str = PROMPT_TEMPLATE
   image_start_token: str = IMAGE_START
   pad_token: str = ""  # "" = the tokenizer's pad token, else DeepSeek's "<｜▁pad▁｜>"

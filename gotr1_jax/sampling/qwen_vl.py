@@ -67,8 +67,9 @@ class QwenVLGenerationConfig:
   # was trained with (config.judge.images_first of configs/shapes_pretrain.py).
   images_first: bool = True
   # The answer's KV cache grows this many slots at a time (SamplingConfig.cache_block); 0 = the
-  # whole bucket + answer bound from the first token.
-  cache_block: int = 32
+  # whole bucket + answer bound from the first token, one loop to compile (the judge in
+  # configs/shapes_demo.py: 32).
+  cache_block: int = 0
 
   def __post_init__(self):
     for name in ("prompt_buckets", "row_buckets", "patch_buckets"):
