@@ -17,7 +17,9 @@ the whole cache to float32 rounding (sums over fewer slots may round differently
 same tokens unless such a rounding lands on a tie (tests/sampling/test_autoregressive.py; the
 demo's rollouts and rewards were equal in session 39's checks). The price is one more trace of the
 step per block: the demo's two samplers compile in 10.7 s instead of 7.1 s, and its rollout and
-judge take 3.14 s a step instead of 3.45 s (cache_block 32; blocks of 16 no faster).
+judge take 3.14 s a step instead of 3.45 s (cache_block 32; blocks of 16 no faster). It is off by
+default (0): in small blocks a long cap is many loops to compile (Janus-Pro's 600-token chain in
+blocks of 32 is 19), which at real size costs more than a short run saves; a config opts in.
 """
 from __future__ import annotations
 
